@@ -1,0 +1,60 @@
+"""Is nvidia-pytriton installed in the target environment, with the binaries it needs?"""
+
+from __future__ import annotations
+
+import os
+
+from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.snapshot import Snapshot
+
+ID = "pytriton"
+AREA = "PyTriton install"
+ORDER = 10
+
+
+def run(snap: Snapshot) -> list[Finding]:
+    target = snap.target
+    if target is None:
+        return [Finding(ID, Status.ERROR, f"no Python environment to inspect: {snap.target_error}",
+                        fix=FixHint("select-python", "activate the environment, or name its interpreter",
+                                    ("tritondoctor check --python /path/to/env/bin/python",)))]
+    install = snap.pytriton
+    if install is None:
+        return [Finding(ID, Status.ERROR, f"nvidia-pytriton is not installed in {target.prefix}",
+                        detail=f"Python {target.version_string} at {target.executable} has no nvidia-pytriton distribution.",
+                        evidence={"python": target.executable},
+                        fix=FixHint("install-pytriton", "install it into this environment",
+                                    (f"{target.executable} -m pip install -U nvidia-pytriton",)))]
+    findings: list[Finding] = []
+    missing = [p for p in (install.tritonserver, install.python_backend) if not os.path.isfile(p)]
+    not_exec = [install.tritonserver] if os.path.isfile(install.tritonserver) and not os.access(install.tritonserver, os.X_OK) else []
+    stub = install.stub_for(target.minor)
+    evidence = {"version": install.version, "tritonserver": install.tritonserver,
+                "python_backend": install.python_backend, "stub": stub, "stubs": sorted(install.stubs)}
+    reinstall = FixHint("reinstall-pytriton", "reinstall the wheel",
+                        (f"{target.executable} -m pip install --force-reinstall --no-deps nvidia-pytriton=={install.version}",))
+    if missing:
+        findings.append(Finding(ID, Status.ERROR, "PyTriton's server files are missing: " + ", ".join(missing),
+                                evidence=evidence, fix=reinstall))
+    if not_exec:
+        findings.append(Finding(ID, Status.ERROR, f"{install.tritonserver} is not executable",
+                                evidence=evidence, fix=FixHint("chmod", "make it executable", (f"chmod +x {install.tritonserver}",))))
+    if stub is None:
+        available = ", ".join(sorted(install.stubs, key=lambda v: tuple(map(int, v.split("."))))) or "none"
+        findings.append(Finding(
+            ID, Status.ERROR,
+            f"nvidia-pytriton {install.version} has no python-backend stub for Python {target.minor} (it has {available})",
+            detail="The stub must match the interpreter's minor version, or models fail with "
+                   "'Failed to initialize stub, stub process exited unexpectedly'.",
+            evidence=evidence,
+            fix=FixHint("python-version", "use a Python whose version has a stub",
+                        (f"# create the environment with Python {sorted(install.stubs)[-1] if install.stubs else '3.12'} or another listed version",)),
+        ))
+    elif not os.access(stub, os.X_OK):
+        findings.append(Finding(ID, Status.ERROR, f"the stub {stub} is not executable", evidence=evidence,
+                                fix=FixHint("chmod", "make it executable", (f"chmod +x {stub}",))))
+    if not findings:
+        findings.append(Finding(ID, Status.OK,
+                                f"nvidia-pytriton {install.version} with tritonserver, python backend and the Python {target.minor} stub",
+                                evidence=evidence))
+    return findings

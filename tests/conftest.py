@@ -1,0 +1,75 @@
+"""Shared fixtures: real environments, never mocks.
+
+`pytriton_venv` is a fresh venv made from the base interpreter of the test run (here pyenv's
+3.11.7, the real libpython-mismatch machine) with the real nvidia-pytriton installed into it.
+`layered_venv` makes further cheap venvs that see that one's site-packages through a .pth file,
+for tests that write into an environment (fix, hooks) and must not disturb each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+
+def base_python() -> str:
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(base)
+
+
+def _pytriton_requirement() -> str:
+    try:
+        from importlib import metadata
+
+        return f"nvidia-pytriton=={metadata.version('nvidia-pytriton')}"
+    except Exception:
+        return "nvidia-pytriton"
+
+
+@pytest.fixture(scope="session")
+def pytriton_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("pytriton-venv") / "venv"
+    subprocess.run([base_python(), "-m", "venv", str(path)], check=True)
+    cmd = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    wheelhouse = os.environ.get("TRITONDOCTOR_WHEELHOUSE")
+    if wheelhouse:
+        cmd += ["--no-index", "--find-links", wheelhouse]
+    proc = subprocess.run(cmd + [_pytriton_requirement()], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"could not install nvidia-pytriton into a fresh venv:\n{proc.stderr[-2000:]}")
+    yield path
+
+
+@pytest.fixture
+def layered_venv(pytriton_venv: Path, tmp_path: Path) -> Callable[[str], Path]:
+    """Factory: a new venv (base interpreter) that imports the shared venv's packages."""
+
+    def make(name: str = "env") -> Path:
+        path = tmp_path / name
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(path)
+        site = next((path / "lib").glob("python3*/site-packages"))
+        shared = next((pytriton_venv / "lib").glob("python3*/site-packages"))
+        (site / "_shared_pytriton.pth").write_text(str(shared) + "\n")
+        return path
+
+    return make
+
+
+@pytest.fixture
+def clean_environ() -> dict[str, str]:
+    """The environment of a user with nothing activated: no conda, no venv, no loader knobs."""
+    drop = {"LD_LIBRARY_PATH", "LD_PRELOAD", "CONDA_PREFIX", "CONDA_SHLVL", "CONDA_DEFAULT_ENV",
+            "CONDA_EXE", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "MAMBA_EXE"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("CONDA_PREFIX_")}
+    return env
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None

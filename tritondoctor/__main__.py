@@ -1,0 +1,3 @@
+from tritondoctor.cli import main
+
+main()

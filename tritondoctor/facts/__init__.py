@@ -1,0 +1,1 @@
+"""Facts gathered once per run into the Snapshot. Only these modules look at the world."""

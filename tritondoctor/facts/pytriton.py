@@ -1,0 +1,110 @@
+"""Where the installed nvidia-pytriton keeps its binaries, and the environment it gives them.
+
+Read from the files of the installed version (0.7.0's `server/triton_server.py` and `triton.py`):
+- the server runs from a *copy* of `pytriton/tritonserver` in a workspace under PYTRITON_HOME
+  (`workspace_*/tritonserver`), with the stub for the running Python copied to
+  `backends/python/triton_python_backend_stub`; so `$ORIGIN` in their RPATHs points into the
+  workspace, not into site-packages;
+- `nvidia_pytriton.libs` is *appended* to LD_LIBRARY_PATH (so any user entry wins), or becomes
+  LD_LIBRARY_PATH when the variable is unset; a set-but-empty value gives ":<libs>", i.e. an
+  empty entry = current directory;
+- the env's `bin` is put first on PATH; the stub inherits the server's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from tritondoctor.facts.target import TargetPython
+
+WORKSPACE_PLACEHOLDER = "workspace_XXXXXXXX"
+
+
+@dataclass(frozen=True)
+class PyTritonInstall:
+    version: str
+    package_dir: str  # .../site-packages/pytriton
+    libs_dir: str  # .../site-packages/nvidia_pytriton.libs
+    tritonserver: str
+    python_backend: str  # backends/python/libtriton_python.so
+    stubs: Mapping[str, str] = field(default_factory=dict)  # "3.11" -> path
+    wheel_tags: tuple[str, ...] = ()
+    pytriton_home: str = ""
+
+    @property
+    def server_dir(self) -> str:
+        return os.path.join(self.package_dir, "tritonserver")
+
+    def stub_for(self, minor: str) -> str | None:
+        return self.stubs.get(minor)
+
+    def run_location(self, path: str) -> str:
+        """Where PyTriton runs `path` from: the same place inside a workspace copy."""
+        rel = os.path.relpath(path, self.server_dir)
+        if rel.startswith("python_backend_stubs"):
+            rel = os.path.join("backends", "python", "triton_python_backend_stub")
+        return os.path.join(self.pytriton_home, WORKSPACE_PLACEHOLDER, "tritonserver", rel)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "package_dir": self.package_dir,
+            "libs_dir": self.libs_dir,
+            "tritonserver": self.tritonserver,
+            "python_backend": self.python_backend,
+            "stubs": dict(self.stubs),
+            "wheel_tags": list(self.wheel_tags),
+            "pytriton_home": self.pytriton_home,
+        }
+
+
+def pytriton_home(environ: Mapping[str, str]) -> str:
+    """PyTriton's constants.PYTRITON_HOME, computed the way 0.7.0 computes it."""
+    default = os.path.join(environ.get("XDG_CACHE_HOME", "$HOME/.cache"), "pytriton")
+    raw = environ.get("PYTRITON_HOME", default)
+    home = environ.get("HOME", os.path.expanduser("~"))
+    expanded = raw.replace("${HOME}", home).replace("$HOME", home)
+    if expanded.startswith("~"):
+        expanded = home + expanded[1:]
+    return os.path.realpath(expanded)
+
+
+def locate(target: TargetPython, environ: Mapping[str, str]) -> PyTritonInstall | None:
+    dist = target.distributions.get("nvidia-pytriton")
+    if dist is None or not dist.location:
+        return None
+    site = dist.location
+    package_dir = os.path.join(site, "pytriton")
+    server_dir = os.path.join(package_dir, "tritonserver")
+    stubs_dir = os.path.join(server_dir, "python_backend_stubs")
+    stubs: dict[str, str] = {}
+    try:
+        for minor in sorted(os.listdir(stubs_dir)):
+            stub = os.path.join(stubs_dir, minor, "triton_python_backend_stub")
+            if os.path.exists(stub):
+                stubs[minor] = stub
+    except OSError:
+        pass
+    return PyTritonInstall(
+        version=dist.version,
+        package_dir=package_dir,
+        libs_dir=os.path.join(site, "nvidia_pytriton.libs"),
+        tritonserver=os.path.join(server_dir, "bin", "tritonserver"),
+        python_backend=os.path.join(server_dir, "backends", "python", "libtriton_python.so"),
+        stubs=stubs,
+        wheel_tags=dist.tags,
+        pytriton_home=pytriton_home(environ),
+    )
+
+
+def server_environ(environ: Mapping[str, str], install: PyTritonInstall, target: TargetPython) -> dict[str, str]:
+    """The environment PyTriton 0.7.0 starts tritonserver with (TritonServer._get_env)."""
+    env = dict(environ)
+    if "LD_LIBRARY_PATH" in env:
+        env["LD_LIBRARY_PATH"] = env["LD_LIBRARY_PATH"] + ":" + install.libs_dir
+    else:
+        env["LD_LIBRARY_PATH"] = install.libs_dir
+    env["PATH"] = os.path.join(target.exec_prefix, "bin") + ":" + env.get("PATH", "")
+    return env

@@ -1,0 +1,82 @@
+"""Operating-system facts: architecture, glibc, distribution, kernel, WSL, container."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    machine: str  # uname machine: x86_64, aarch64
+    kernel: str
+    glibc: tuple[int, int] | None
+    os_name: str  # PRETTY_NAME from os-release
+    is_wsl: bool
+    in_container: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "kernel": self.kernel,
+            "glibc": ".".join(map(str, self.glibc)) if self.glibc else None,
+            "os": self.os_name,
+            "wsl": self.is_wsl,
+            "container": self.in_container,
+        }
+
+
+def _glibc_version() -> tuple[int, int] | None:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    parts = text.split()
+    if len(parts) == 2 and parts[0] == "glibc":
+        nums = parts[1].split(".")
+        try:
+            return int(nums[0]), int(nums[1])
+        except (ValueError, IndexError):
+            return None
+    return None
+
+
+def _os_release(root: str) -> str:
+    for path in ("etc/os-release", "usr/lib/os-release"):
+        try:
+            with open(os.path.join(root, path), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("PRETTY_NAME="):
+                        return line.split("=", 1)[1].strip().strip('"')
+        except OSError:
+            continue
+    return "unknown"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def gather(root: str = "/") -> SystemFacts:
+    uname = os.uname()
+    kernel_release = uname.release
+    is_wsl = "microsoft" in kernel_release.lower() or "wsl" in _read("/proc/version").lower()
+    in_container = (
+        os.path.exists("/.dockerenv")
+        or os.path.exists("/run/.containerenv")
+        or any(k in _read("/proc/1/cgroup") for k in ("docker", "kubepods", "containerd"))
+    )
+    return SystemFacts(
+        machine=platform.machine(),
+        kernel=kernel_release,
+        glibc=_glibc_version(),
+        os_name=_os_release(root),
+        is_wsl=is_wsl,
+        in_container=in_container,
+    )

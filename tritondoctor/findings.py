@@ -1,0 +1,60 @@
+"""The result types every check returns and every report, fix and smoke test consumes.
+
+Field names and ids are part of the `--json` contract: add, never rename.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    ERROR = "error"
+    SKIP = "skip"
+
+    @property
+    def rank(self) -> int:
+        return {"skip": 0, "ok": 1, "warn": 2, "error": 3}[self.value]
+
+
+@dataclass(frozen=True)
+class FixHint:
+    """What to do about a finding: a `tritondoctor fix` id and/or the exact commands to run."""
+
+    id: str
+    summary: str
+    commands: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "summary": self.summary, "commands": list(self.commands)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report. `id` is the check id (stable); several findings may share one id."""
+
+    id: str
+    status: Status
+    title: str
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: FixHint | None = None
+    area: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "title": self.title,
+            "detail": self.detail,
+            "evidence": self.evidence,
+            "fix": self.fix.to_json() if self.fix else None,
+        }
+
+
+def worst(findings: list[Finding]) -> Status:
+    return max((f.status for f in findings), key=lambda s: s.rank, default=Status.OK)

@@ -1,0 +1,653 @@
+"""A static model of glibc's dynamic loader (elf/dl-load.c, elf/dl-deps.c, elf/dl-version.c).
+
+Given a file and an environment it answers what `ld.so` would load, from where and why, and
+which symbol versions would be missing, without executing anything. The order of the search
+for a name without a slash, as in `_dl_map_object`:
+
+1. an object already loaded under that name or soname (or, once found, the same file);
+2. DT_RPATH of the requesting object, then of the object that loaded it, and on up to the
+   executable, only when the requesting object has no DT_RUNPATH (DT_RPATH is ignored
+   altogether in an object that has DT_RUNPATH);
+3. LD_LIBRARY_PATH (':' and ';' separate entries; an empty entry is the current directory);
+4. DT_RUNPATH of the requesting object only;
+5. /etc/ld.so.cache, then 6. the system directories: both skipped for an object with
+   DF_1_NODEFLIB (the cache only for entries under a system directory).
+
+Every directory is tried with its glibc-hwcaps subdirectories first (and, before glibc 2.37,
+the legacy hwcaps subdirectories); candidates of the wrong class or machine are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from tritondoctor import ldcache
+from tritondoctor.elf import ElfError, ElfInfo, default_cache, read_elf
+
+INTERPRETERS = {"x86_64": "/lib64/ld-linux-x86-64.so.2", "aarch64": "/lib/ld-linux-aarch64.so.1"}
+ELF_MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}
+VDSO_NAMES = ("linux-vdso.so.1", "linux-vdso64.so.1", "linux-vdso32.so.1", "linux-gate.so.1")
+
+# x86-64 micro-architecture levels (psABI) in /proc/cpuinfo flag names; each level needs the
+# previous ones. "abm" is how Linux reports LZCNT; "xsave" stands in for OSXSAVE.
+X86_64_LEVELS = (
+    ("x86-64-v2", {"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
+
+_SYSTEM_DIRS_BLOB = re.compile(rb"(?:/[A-Za-z0-9_.+\-/]*/\x00){2,}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment of one loader run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoaderEnv:
+    ld_library_path: str | None
+    ld_preload: str | None
+    cwd: str
+    machine: str
+    system_dirs: tuple[str, ...]
+    interp: str
+    cache: ldcache.LdCache | None
+    hwcaps_subdirs: tuple[str, ...]  # active glibc-hwcaps subdirectories, best first
+    legacy_subdirs: tuple[str, ...]  # legacy hwcaps subdirectories ("" last), glibc < 2.37
+    dst_lib: str  # what $LIB expands to
+    platform: str  # what $PLATFORM expands to
+    preload_file: tuple[str, ...] = ()  # /etc/ld.so.preload entries
+
+    @classmethod
+    def from_system(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        root: str = "/",
+    ) -> "LoaderEnv":
+        environ = os.environ if environ is None else environ
+        machine = os.uname().machine
+        interp = INTERPRETERS.get(machine, INTERPRETERS["x86_64"])
+        system_dirs = _system_dirs_from_loader(os.path.join(root, interp.lstrip("/")), machine)
+        glibc = _glibc_version()
+        return cls(
+            ld_library_path=environ.get("LD_LIBRARY_PATH"),
+            ld_preload=environ.get("LD_PRELOAD"),
+            cwd=cwd or os.getcwd(),
+            machine=machine,
+            system_dirs=system_dirs,
+            interp=interp,
+            cache=_load_cache(os.path.join(root, "etc/ld.so.cache")),
+            hwcaps_subdirs=_active_hwcaps(machine),
+            legacy_subdirs=_legacy_subdirs(machine, glibc),
+            dst_lib=system_dirs[0].strip("/") if system_dirs else "lib",
+            platform=machine,
+            preload_file=_read_preload_file(os.path.join(root, "etc/ld.so.preload")),
+        )
+
+    def with_environ(self, environ: Mapping[str, str]) -> "LoaderEnv":
+        from dataclasses import replace
+
+        return replace(self, ld_library_path=environ.get("LD_LIBRARY_PATH"), ld_preload=environ.get("LD_PRELOAD"))
+
+
+_cache_memo: dict[str, tuple[tuple[int, int], ldcache.LdCache | None]] = {}
+
+
+def _load_cache(path: str) -> ldcache.LdCache | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_ino, st.st_mtime_ns)
+    memo = _cache_memo.get(path)
+    if memo and memo[0] == key:
+        return memo[1]
+    cache = ldcache.load(path)
+    _cache_memo[path] = (key, cache)
+    return cache
+
+
+def _glibc_version() -> tuple[int, int]:
+    try:
+        version = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.38").split()[1]
+        major, minor = version.split(".")[:2]
+        return int(major), int(minor)
+    except (ValueError, IndexError, OSError):
+        return (2, 38)
+
+
+def _system_dirs_from_loader(path: str, machine: str) -> tuple[str, ...]:
+    """The loader's compiled-in default directories, read from its own string table.
+
+    They are stored as one run of NUL-terminated absolute directory names (SYSTEM_DIRS in
+    elf/dl-load.c), e.g. "/lib/x86_64-linux-gnu/\\0/usr/lib/x86_64-linux-gnu/\\0/lib/\\0/usr/lib/".
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        data = b""
+    for match in _SYSTEM_DIRS_BLOB.finditer(data):
+        dirs = tuple(d.decode() for d in match.group(0).split(b"\x00") if d)
+        if any(d.endswith("/lib/") or d.endswith("/lib64/") for d in dirs):
+            return tuple(d.rstrip("/") or "/" for d in dirs)
+    return ("/lib64", "/usr/lib64") if machine in ("x86_64", "aarch64") else ("/lib", "/usr/lib")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _active_hwcaps(machine: str) -> tuple[str, ...]:
+    if machine != "x86_64":
+        return ()
+    flags = _cpu_flags()
+    supported: list[str] = []
+    for name, needed in X86_64_LEVELS:
+        if not needed <= flags:
+            break
+        supported.append(name)
+    return tuple(reversed(supported))
+
+
+def _legacy_subdirs(machine: str, glibc: tuple[int, int]) -> tuple[str, ...]:
+    """Legacy hwcaps subdirectories (removed in glibc 2.37): every subset of tls, the
+    hwcap names and the platform, largest first, in the loader's order."""
+    if glibc >= (2, 37) or machine != "x86_64":
+        return ("",)
+    components = ["tls", "x86_64", machine]
+    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= _cpu_flags():
+        components.insert(2, "avx512_1")
+    subdirs = []
+    n = len(components)
+    for mask in range((1 << n) - 1, -1, -1):
+        parts = [components[i] for i in range(n) if mask & (1 << (n - 1 - i))]
+        subdirs.append("/".join(parts))
+    return tuple(subdirs)
+
+
+def _read_preload_file(path: str) -> tuple[str, ...]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return ()
+    return tuple(e for e in re.split(r"[\s:]+", text) if e and not e.startswith("#"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    path: str
+    reason: str
+
+
+@dataclass
+class Library:
+    """One object in the closure (or a name that did not resolve: path None)."""
+
+    name: str
+    path: str | None
+    needed_by: list[str] = field(default_factory=list)
+    how: str = ""
+    via: str = ""  # main, preload, loaded, direct, rpath, ld_library_path, runpath, cache, default
+    search_dir: str | None = None  # the directory entry that gave it
+    rejected: list[Rejected] = field(default_factory=list)
+    optional: bool = False  # an auxiliary filter: missing is not an error
+    info: ElfInfo | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "needed_by": list(self.needed_by),
+            "how": self.how,
+            "via": self.via,
+            "search_dir": self.search_dir,
+            "rejected": [{"path": r.path, "reason": r.reason} for r in self.rejected],
+        }
+
+
+@dataclass(frozen=True)
+class VersionError:
+    version: str
+    file: str  # the object that lacks the version
+    required_by: str
+    library: str = ""  # the name the requiring object asked for (its .gnu.version_r file)
+
+    def message(self) -> str:
+        return f"{self.file}: version `{self.version}' not found (required by {self.required_by})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "file": self.file, "required_by": self.required_by}
+
+
+@dataclass
+class ResolvedTree:
+    file: str
+    libraries: list[Library] = field(default_factory=list)
+    version_errors: list[VersionError] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # requester path -> [(kind, requested name, resolved Library)] in dynamic-section order
+    edges: dict[str, list[tuple[str, str, Library]]] = field(default_factory=dict)
+
+    def find(self, name: str) -> Library | None:
+        for lib in self.libraries:
+            if lib.name == name:
+                return lib
+        for lib in self.libraries:
+            if lib.info is not None and lib.info.soname == name:
+                return lib
+        return None
+
+    @property
+    def missing(self) -> list[Library]:
+        return [lib for lib in self.libraries if lib.path is None and not lib.optional]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.version_errors and not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "libraries": [lib.to_json() for lib in self.libraries],
+            "version_errors": [e.to_json() for e in self.version_errors],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Object:
+    """A loaded object (glibc's struct link_map, the parts that matter here)."""
+
+    library: Library
+    info: ElfInfo | None
+    path: str  # l_name: the path it was opened by, not normalised
+    origin: str | None  # what $ORIGIN expands to for this object
+    names: set[str]  # l_libname: names it was requested by (+ soname once matched by it)
+    identity: tuple[int, int] | None
+    loader: "_Object | None"
+
+
+class _Resolver:
+    def __init__(self, env: LoaderEnv) -> None:
+        self.env = env
+        self.objects: list[_Object] = []
+        self.tree: ResolvedTree | None = None
+        self.main: _Object | None = None
+        self._dirs: dict[str, bool] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _abs(self, path: str) -> str:
+        return path if path.startswith("/") else os.path.join(self.env.cwd, path)
+
+    def _is_dir(self, path: str) -> bool:
+        known = self._dirs.get(path)
+        if known is None:
+            known = self._dirs[path] = os.path.isdir(self._abs(path) if path else self.env.cwd)
+        return known
+
+    def expand(self, text: str, obj: _Object | None) -> str | None:
+        """Dynamic string tokens ($ORIGIN, $LIB, $PLATFORM); None when $ORIGIN is unknown."""
+        if "$" not in text:
+            return text
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            if text[i] != "$":
+                out.append(text[i])
+                i += 1
+                continue
+            for token in ("ORIGIN", "LIB", "PLATFORM"):
+                for form in (token, "{" + token + "}"):
+                    if text.startswith(form, i + 1):
+                        end = i + 1 + len(form)
+                        # A bare token must end at a non-identifier character (glibc's is_dst).
+                        if form == token and end < len(text) and (text[end].isalnum() or text[end] == "_"):
+                            continue
+                        if token == "ORIGIN":
+                            if obj is None or obj.origin is None:
+                                return None
+                            out.append(obj.origin)
+                        elif token == "LIB":
+                            out.append(self.env.dst_lib)
+                        else:
+                            out.append(self.env.platform)
+                        i = end
+                        break
+                else:
+                    continue
+                break
+            else:
+                out.append("$")
+                i += 1
+        return "".join(out)
+
+    def path_list(self, entries: Iterable[str], obj: _Object | None) -> list[str]:
+        dirs: list[str] = []
+        for entry in entries:
+            if entry:
+                expanded = self.expand(entry, obj)
+                if not expanded:
+                    continue
+                expanded = expanded.rstrip("/") or "/"
+            else:
+                expanded = ""  # the current directory
+            if expanded not in dirs:
+                dirs.append(expanded)
+        return dirs
+
+    def _candidates(self, directory: str, name: str) -> Iterable[str]:
+        base = directory if directory in ("", "/") else directory + "/"
+        if directory and not self._is_dir(directory):
+            return
+        for sub in self.env.hwcaps_subdirs:
+            sub_dir = f"{base}glibc-hwcaps/{sub}"
+            if self._is_dir(sub_dir):
+                yield f"{sub_dir}/{name}"
+        for sub in self.env.legacy_subdirs:
+            if not sub:
+                yield f"{base}{name}"
+            elif self._is_dir(f"{base}{sub}"):
+                yield f"{base}{sub}/{name}"
+
+    def _open(self, path: str, requester: _Object | None, rejected: list[Rejected]) -> ElfInfo | None:
+        """open_verify: the file exists and is an ELF object this process could load."""
+        full = self._abs(path)
+        if not os.path.isfile(full):
+            if os.path.exists(full):
+                rejected.append(Rejected(full, "not a regular file"))
+            return None
+        info = read_elf(full)
+        if isinstance(info, ElfError):
+            rejected.append(Rejected(full, info.reason))
+            return None
+        reference = requester.info if requester is not None and requester.info is not None else None
+        if reference is not None and not info.compatible_with(reference):
+            rejected.append(
+                Rejected(full, f"wrong ELF class or machine (ELFCLASS{info.elf_class}, {info.machine})")
+            )
+            return None
+        if reference is None and info.machine != ELF_MACHINES.get(self.env.machine, info.machine):
+            rejected.append(Rejected(full, f"wrong machine ({info.machine})"))
+            return None
+        if info.elf_type not in ("ET_DYN", "ET_EXEC"):
+            rejected.append(Rejected(full, f"not a shared object ({info.elf_type})"))
+            return None
+        return info
+
+    def _search_dirs(
+        self, dirs: list[str], name: str, requester: _Object | None, rejected: list[Rejected]
+    ) -> tuple[str, ElfInfo, str] | None:
+        for directory in dirs:
+            for candidate in self._candidates(directory, name):
+                info = self._open(candidate, requester, rejected)
+                if info is not None:
+                    return candidate, info, directory
+        return None
+
+    # -- _dl_map_object ------------------------------------------------------------------------
+
+    def _already_loaded(self, name: str) -> _Object | None:
+        for obj in self.objects:
+            if obj.library.path is None:
+                continue  # trace mode's stand-in for a missing library is never matched
+            if name in obj.names or name == obj.path:
+                return obj
+            if obj.info is not None and obj.info.soname == name:
+                obj.names.add(name)
+                return obj
+        return None
+
+    def map_object(self, name: str, requester: _Object | None, kind: str) -> tuple[_Object, bool]:
+        """Find or load `name` for `requester`; returns (object, newly loaded)."""
+        loaded = self._already_loaded(name)
+        if loaded is not None:
+            return loaded, False
+        rejected: list[Rejected] = []
+        found: tuple[str, ElfInfo, str] | None = None
+        via, how, search_dir = "", "", None
+        if "/" in name:
+            expanded = self.expand(name, requester)
+            if expanded is not None:
+                info = self._open(expanded, requester, rejected)
+                if info is not None:
+                    found = (expanded, info, os.path.dirname(expanded))
+                    via, how = "direct", "path named in the dependency"
+        else:
+            found, via, how = self._search(name, requester, rejected)
+            if found is not None:
+                search_dir = found[2]
+        library = Library(
+            name=name,
+            path=None,
+            via=via,
+            how=how if found else "not found",
+            search_dir=search_dir,
+            rejected=rejected,
+            optional=kind == "auxiliary",
+        )
+        if found is None:
+            obj = _Object(library, None, "", None, {name}, None, requester)
+            self.objects.append(obj)
+            return obj, True
+        path, info, _ = found
+        full = self._abs(path)
+        identity = _identity(full)
+        if identity is not None:
+            for obj in self.objects:
+                if obj.identity == identity:
+                    obj.names.add(name)
+                    return obj, False
+        library.path = full
+        library.info = info
+        obj = _Object(library, info, full, os.path.dirname(full), {name}, identity, requester)
+        self.objects.append(obj)
+        return obj, True
+
+    def _search(
+        self, name: str, requester: _Object | None, rejected: list[Rejected]
+    ) -> tuple[tuple[str, ElfInfo, str] | None, str, str]:
+        env = self.env
+        req_info = requester.info if requester else None
+        if req_info is None or req_info.runpath is None:
+            seen_main = False
+            chain = requester
+            while chain is not None:
+                rpath = chain.info.rpath if chain.info and chain.info.runpath is None else None
+                if rpath is not None:
+                    found = self._search_dirs(self.path_list(rpath, chain), name, requester, rejected)
+                    if found:
+                        return found, "rpath", f"RPATH of {os.path.basename(chain.path)}"
+                    seen_main |= chain is self.main
+                chain = chain.loader
+            main = self.main
+            if not seen_main and main is not None and main.info and main.info.runpath is None and main.info.rpath:
+                found = self._search_dirs(self.path_list(main.info.rpath, main), name, requester, rejected)
+                if found:
+                    return found, "rpath", f"RPATH of {os.path.basename(main.path)}"
+        if env.ld_library_path is not None:
+            entries = re.split(r"[:;]", env.ld_library_path)
+            found = self._search_dirs(self.path_list(entries, self.main), name, requester, rejected)
+            if found:
+                return found, "ld_library_path", f"LD_LIBRARY_PATH entry {found[2] or '(empty: current directory)'}"
+        if req_info is not None and req_info.runpath is not None:
+            found = self._search_dirs(self.path_list(req_info.runpath, requester), name, requester, rejected)
+            if found:
+                return found, "runpath", f"RUNPATH of {os.path.basename(requester.path) if requester else '?'}"
+        flags_owner = req_info if requester is not None else (self.main.info if self.main else None)
+        nodeflib = bool(flags_owner and flags_owner.nodeflib)
+        if env.cache is not None:
+            cached = env.cache.lookup(name, env.machine, env.hwcaps_subdirs)
+            if cached is not None and nodeflib and any(cached.startswith(d.rstrip("/") + "/") for d in env.system_dirs):
+                cached = None
+            if cached is not None:
+                info = self._open(cached, requester, rejected)
+                if info is not None:
+                    return (cached, info, os.path.dirname(cached)), "cache", "ld.so.cache"
+        if not nodeflib:
+            found = self._search_dirs(list(env.system_dirs), name, requester, rejected)
+            if found:
+                return found, "default", f"system default directory {found[2]}"
+        return None, "", ""
+
+    # -- _dl_map_object_deps -------------------------------------------------------------------
+
+    def run(self, path: str, run_as: str | None) -> ResolvedTree:
+        tree = ResolvedTree(file=path)
+        self.tree = tree
+        info = read_elf(path)
+        if isinstance(info, ElfError):
+            tree.errors.append(str(info))
+            return tree
+        if not info.has_dynamic:
+            tree.warnings.append(f"{path}: statically linked (no dynamic section)")
+        shown_as = run_as or path
+        location = os.path.realpath(self._abs(shown_as)) if run_as is None else self._abs(shown_as)
+        main_lib = Library(name=path, path=self._abs(path), via="main", how="the file itself", info=info)
+        self.main = _Object(main_lib, info, self._abs(path), os.path.dirname(location), set(), _identity(self._abs(path)), None)
+        self.objects.append(self.main)
+
+        # The kernel's vDSO is mapped before anything else; it has no file and is never listed.
+        vdso = VDSO_NAMES[0]
+        self.objects.append(_Object(Library(vdso, "", via="vdso", how="kernel vDSO"), None, vdso, None, {vdso}, None, None))
+        interp = info.interp or self.env.interp
+        rtld_info = read_elf(interp)
+        rtld = _Object(
+            Library(os.path.basename(interp), interp, via="interp", how="the program interpreter (PT_INTERP)"),
+            rtld_info if isinstance(rtld_info, ElfInfo) else None,
+            interp,
+            os.path.dirname(interp),
+            {interp, os.path.basename(interp)} | ({rtld_info.soname} if isinstance(rtld_info, ElfInfo) and rtld_info.soname else set()),
+            _identity(interp),
+            None,
+        )
+        if isinstance(rtld_info, ElfInfo):
+            rtld.library.info = rtld_info
+        self.objects.append(rtld)
+        rtld_listed = False
+
+        queue: deque[_Object] = deque([self.main])
+        for preload in self._preloads():
+            obj, new = self.map_object(preload, self.main, "preload")
+            if obj.library.path is None:
+                self.objects.remove(obj)
+                tree.warnings.append(
+                    f"object '{preload}' from LD_PRELOAD cannot be preloaded (cannot open shared object file): ignored"
+                )
+                continue
+            obj.library.via, obj.library.how = "preload", f"LD_PRELOAD ({obj.library.how})"
+            if new:
+                tree.libraries.append(obj.library)
+                queue.append(obj)
+
+        while queue:
+            current = queue.popleft()
+            if current.info is None:
+                continue
+            edges = tree.edges.setdefault(current.path, [])
+            for kind, name in current.info.dependencies:
+                obj, new = self.map_object(name, current, kind)
+                lib = obj.library
+                if current.path not in lib.needed_by and current is not obj:
+                    lib.needed_by.append(current.path)
+                edges.append((kind, name, lib))
+                if obj is rtld and not rtld_listed:
+                    rtld_listed = True
+                    tree.libraries.append(lib)
+                if new:
+                    tree.libraries.append(lib)
+                    if lib.path is not None:
+                        queue.append(obj)
+                    elif kind == "filter":
+                        tree.errors.append(f"{name}: cannot open shared object file (filter of {current.path})")
+                    elif kind == "needed":
+                        tree.errors.append(
+                            f"{name}: cannot open shared object file: No such file or directory (needed by {current.path})"
+                        )
+        self._check_versions(tree)
+        return tree
+
+    def _preloads(self) -> list[str]:
+        entries = [e for e in re.split(r"[ :]", self.env.ld_preload or "") if e]
+        return entries + list(self.env.preload_file)
+
+    # -- _dl_check_map_versions ----------------------------------------------------------------
+
+    def _check_versions(self, tree: ResolvedTree) -> None:
+        loaded = [o for o in self.objects if o.info is not None]
+        for obj in loaded:
+            assert obj.info is not None
+            for need in obj.info.version_needs:
+                provider = next((o for o in self.objects if need.file in o.names or need.file == o.path), None)
+                if provider is None:
+                    provider = next((o for o in loaded if o.info and o.info.soname == need.file), None)
+                if provider is None or provider.info is None:
+                    continue  # missing library: already reported as not found
+                if not provider.info.version_defs:
+                    continue  # no version definitions at all: glibc accepts it
+                defined = set(provider.info.version_defs)
+                for version in need.versions:
+                    if version.name not in defined and not version.weak:
+                        tree.version_errors.append(
+                            VersionError(version.name, provider.path, obj.path, library=need.file)
+                        )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def resolve(path: str, env: LoaderEnv, run_as: str | None = None) -> ResolvedTree:
+    """The closure `ld.so` would load for `path` under `env`. Never raises.
+
+    `run_as`: where the file will be run from, when that differs from where it lies (PyTriton
+    runs copies of its binaries from a workspace): `$ORIGIN` of the main file points there.
+    """
+    try:
+        tree = _Resolver(env).run(path, run_as)
+    except RecursionError:  # pragma: no cover - the walk is iterative; kept as a last guard
+        tree = ResolvedTree(file=path, errors=[f"{path}: dependency graph too deep"])
+    default_cache().save()
+    return tree
+
+
+def search_library(name: str, env: LoaderEnv) -> Library:
+    """Where a dlopen(name) from an object without RPATH/RUNPATH would find `name`."""
+    resolver = _Resolver(env)
+    rejected: list[Rejected] = []
+    found, via, how = resolver._search(name, None, rejected)
+    if found is None:
+        return Library(name=name, path=None, how="not found", rejected=rejected)
+    path, info, directory = found
+    return Library(name, resolver._abs(path), via=via, how=how, search_dir=directory, rejected=rejected, info=info)
