@@ -89,7 +89,7 @@ def test_libpython_mismatch_is_named_with_both_files_and_versions(pytriton_venv:
     assert ev["resolved_version"] == py_get_version(really_loaded)
     assert ev["own_version"] == py_get_version(own) == sysconfig.get_python_version() + "." + str(sys.version_info[2])
     assert ev["resolved_version"] != ev["own_version"]
-    for text in (really_loaded, own, ev["resolved_version"], ev["own_version"]):
+    for text in (ev["resolved"], own, ev["resolved_version"], ev["own_version"]):
         assert text in finding["title"]
     assert finding["fix"]["id"] == "venv-hooks"
     assert any(own_libdir in c for c in finding["fix"]["commands"])

@@ -13,12 +13,9 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from elftools.elf.constants import VER_FLAGS
-from elftools.elf.elffile import ELFFile
-
 DF_1_NODEFLIB = 0x800
-VER_FLG_WEAK = VER_FLAGS.VER_FLG_WEAK
-VER_FLG_BASE = VER_FLAGS.VER_FLG_BASE
+VER_FLG_BASE = 0x1  # <elf.h>; pyelftools itself is imported only on a cache miss (~60 ms)
+VER_FLG_WEAK = 0x2
 CACHE_FORMAT = 3  # bump when ElfInfo changes shape
 
 
@@ -86,6 +83,8 @@ def _split_path_list(value: str) -> tuple[str, ...]:
 
 
 def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
+    from elftools.elf.elffile import ELFFile
+
     elf = ELFFile(stream)
     header = elf.header
     interp = None

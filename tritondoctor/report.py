@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.tree import Tree
-
 from tritondoctor import __version__
 from tritondoctor.findings import Finding, Status, worst
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from tritondoctor.loader import Library, ResolvedTree
     from tritondoctor.snapshot import Snapshot
 
@@ -39,7 +37,9 @@ def exit_code(findings: list[Finding]) -> int:
     return 1 if any(f.status is Status.ERROR for f in findings) else 0
 
 
-def render_findings(console: Console, snap: "Snapshot", findings: list[Finding], verbose: bool = False) -> None:
+def render_findings(console: "Console", snap: "Snapshot", findings: list[Finding], verbose: bool = False) -> None:
+    from rich.markup import escape
+
     from tritondoctor.registry import AREAS
 
     target = snap.target
@@ -93,9 +93,12 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_tree(console: Console, tree: "ResolvedTree") -> None:
+def render_tree(console: "Console", tree: "ResolvedTree") -> None:
     """The resolution as libtree shows it, but with every library (libc and libstdc++ included),
     the reason for each edge, and failing edges in red."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
     missing_versions: dict[str, list[str]] = {}
     for error in tree.version_errors:
         missing_versions.setdefault(error.file, []).append(f"{error.version} (required by {error.required_by})")

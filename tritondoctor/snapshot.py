@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -122,7 +124,42 @@ def _loader_side(
 def _with_environment(snap: Snapshot, environ: Mapping[str, str]) -> Snapshot:
     install = pytriton_facts.locate(snap.target, environ) if snap.target else None
     side = _loader_side(environ, snap.cwd, snap.target, install)
-    return dataclasses.replace(snap, environ=dict(environ), pytriton=install, **side.fields())
+    return dataclasses.replace(
+        snap,
+        environ=dict(environ),
+        pytriton=install,
+        gpu=snap.gpu.for_environ(environ) if snap.gpu else None,
+        runtime=snap.runtime.for_environ(environ, install, snap.target) if snap.runtime else None,
+        **side.fields(),
+    )
+
+
+# NVML can block for a long time on a GPU that has fallen off the bus; check must still answer.
+GPU_TIMEOUT_S = 5.0
+
+
+def _in_daemon_thread(fn: Any, *args: Any) -> "Future[Any]":
+    """Like pool.submit, but a call that never returns cannot keep the process from exiting
+    (executor threads are joined at exit)."""
+    future: Future[Any] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="tritondoctor-gpu", daemon=True).start()
+    return future
+
+
+def _gpu_result(future: "Future[GpuFacts]") -> "GpuFacts":
+    from tritondoctor.facts.gpu import GpuFacts
+
+    try:
+        return future.result(timeout=GPU_TIMEOUT_S)
+    except FutureTimeout:
+        return GpuFacts(driver_visible=True, gather_error=f"NVML did not answer within {GPU_TIMEOUT_S:.0f} s")
 
 
 def take_snapshot(
@@ -142,7 +179,7 @@ def take_snapshot(
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         system_f = pool.submit(system_facts.gather)
-        gpu_f = pool.submit(gpu_facts.gather, environ)
+        gpu_f = _in_daemon_thread(gpu_facts.gather, environ)
         target: TargetPython | None = None
         target_error: str | None = None
         try:
@@ -166,6 +203,6 @@ def take_snapshot(
             pytriton=install,
             **side.fields(),
             conda=conda_f.result(),
-            gpu=gpu_f.result(),
+            gpu=_gpu_result(gpu_f),
             runtime=runtime_f.result(),
         )

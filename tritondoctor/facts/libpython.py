@@ -14,8 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from elftools.elf.elffile import ELFFile
-
 from tritondoctor.elf import default_cache
 from tritondoctor.facts.target import TargetPython
 from tritondoctor.loader import Library, ResolvedTree
@@ -54,6 +52,8 @@ def _hex_version(value: int) -> str:
 
 
 def _version_from_symbol(path: str) -> str | None:
+    from elftools.elf.elffile import ELFFile
+
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
         table = elf.get_section_by_name(".gnu.hash") or elf.get_section_by_name(".hash")

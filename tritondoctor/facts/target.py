@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 # Distributions whose installed versions checks care about (PEP 503 normalised names).
-WATCHED_DISTRIBUTIONS = ("nvidia-pytriton", "numpy", "pyzmq", "torch", "tritonclient", "pip", "psutil")
+WATCHED_DISTRIBUTIONS = (
+    "nvidia-pytriton", "numpy", "pyzmq", "torch", "tritonclient", "pip", "psutil",
+    "grpcio", "protobuf", "sh", "wrapt", "typer", "typing-inspect", "importlib-metadata",
+)
 
 _PROBE = r"""
 import json, os, sys, sysconfig
@@ -171,7 +174,7 @@ def _cache_file() -> str | None:
 
 def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
     knobs = [environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE")]
-    return json.dumps([os.path.abspath(executable), knobs])
+    return json.dumps([os.path.abspath(executable), knobs, WATCHED_DISTRIBUTIONS])
 
 
 def _cached_probe(key: str) -> dict[str, Any] | None:

@@ -1,0 +1,91 @@
+"""Are the HTTP, gRPC and metrics ports free for tritonserver to bind on all addresses?"""
+
+from __future__ import annotations
+
+import errno
+
+from tritondoctor.facts.runtime import Listener, PortState
+from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.snapshot import DEFAULT_PORTS, Snapshot
+
+ID = "ports"
+AREA = "Runtime resources"
+ORDER = 71
+
+# PyTriton's TritonConfig defaults (pytriton/constants.py): DEFAULT_HTTP_PORT etc.
+ROLES = {8000: ("HTTP", "http_port"), 8001: ("gRPC", "grpc_port"), 8002: ("metrics", "metrics_port")}
+
+
+def free_ports(taken: set[int], count: int = 3, start: int = 9000) -> list[int]:
+    """`count` consecutive ports from `start` up that nothing listens on."""
+    base = start
+    while base < 65000:
+        block = list(range(base, base + count))
+        if not taken.intersection(block):
+            return block
+        base += 10
+    return []
+
+
+def _owner_text(listener: Listener) -> str:
+    if listener.pid is None:
+        return f"a process this user cannot see (listening on {listener.address})"
+    cmd = " ".join(listener.cmdline) if listener.cmdline else listener.name or "?"
+    if len(cmd) > 120:
+        cmd = cmd[:117] + "..."
+    return f"pid {listener.pid} ({cmd})"
+
+
+def _finding(snap: Snapshot, state: PortState, suggestion: list[int]) -> Finding:
+    role, kwarg = ROLES.get(state.port, ("", ""))
+    label = f"port {state.port}" + (f" ({role})" if role else "")
+    pids = sorted({lst.pid for lst in state.listeners if lst.pid})
+    evidence = {
+        "port": state.port,
+        "errno": state.bind_errno,
+        "error": errno.errorcode.get(state.bind_errno or 0, str(state.bind_errno)),
+        "listeners": [{"address": lst.address, "pid": lst.pid, "name": lst.name, "cmdline": list(lst.cmdline)}
+                      for lst in state.listeners],
+    }
+    config = (f"TritonConfig(http_port={suggestion[0]}, grpc_port={suggestion[1]}, metrics_port={suggestion[2]})"
+              if len(suggestion) == 3 else "TritonConfig(http_port=..., grpc_port=..., metrics_port=...)")
+    other_ports = f"# or give PyTriton other ports: Triton(config={config})"
+    if state.bind_errno == errno.EACCES:
+        return Finding(ID, Status.ERROR, f"{label} needs privileges to bind (ports below 1024 are root's)",
+                       evidence=evidence,
+                       fix=FixHint("ports", "use a port of 1024 or above", (other_ports.removeprefix("# or "),)))
+    if state.listeners:
+        owners = "; ".join(_owner_text(lst) for lst in state.listeners)
+        title = f"{label} is in use by {owners}"
+    elif state.bind_errno == errno.EADDRINUSE:
+        title = f"{label} is in use (bound by a socket whose owner is not visible here)"
+    else:
+        title = f"{label} cannot be bound: {errno.errorcode.get(state.bind_errno or 0, state.bind_errno)}"
+    server = any((lst.name or "").startswith("tritonserver") for lst in state.listeners)
+    detail = ("tritonserver binds 0.0.0.0:%d and exits with 'failed to start ... Address already in use' "
+              "(PyTriton then reports the server as not starting)." % state.port)
+    if server:
+        detail += " The holder is a tritonserver: an earlier PyTriton run still running (see `stale-servers`)."
+    commands = [f"kill {pid}" for pid in pids] or [f"sudo ss -ltnp 'sport = :{state.port}'  # find who holds it"]
+    commands.append(other_ports)
+    if kwarg and len(suggestion) == 3:
+        commands.append(f"# ({kwarg} is the {role} port; {', '.join(map(str, suggestion))} are free now)")
+    return Finding(ID, Status.ERROR, title, detail=detail, evidence=evidence,
+                   fix=FixHint("ports", "stop the process holding the port, or run PyTriton on other ports",
+                               tuple(commands)))
+
+
+def run(snap: Snapshot) -> list[Finding]:
+    runtime = snap.runtime
+    if runtime is None or not runtime.ports:
+        return [Finding(ID, Status.SKIP, "port facts were not gathered",
+                        detail="; ".join(runtime.errors) if runtime else "")]
+    taken = [s for s in runtime.ports if s.taken]
+    if not taken:
+        ports = ", ".join(str(s.port) for s in runtime.ports)
+        note = "" if tuple(s.port for s in runtime.ports) == DEFAULT_PORTS else " (as asked)"
+        return [Finding(ID, Status.OK, f"ports {ports} are free{note}",
+                        evidence={"ports": [s.port for s in runtime.ports]})]
+    busy = set(runtime.listening_ports) | {s.port for s in taken}
+    suggestion = free_ports(busy)
+    return [_finding(snap, state, suggestion) for state in taken]
