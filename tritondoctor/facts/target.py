@@ -143,12 +143,19 @@ def choose_interpreter(environ: Mapping[str, str], python: str | None) -> tuple[
         if not found:
             raise TargetError(f"--python {python!r}: no such file or command")
         return found, "--python"
-    for var in ("CONDA_PREFIX", "VIRTUAL_ENV"):
-        prefix = environ.get(var)
-        if prefix:
-            candidate = os.path.join(prefix, "bin", "python")
-            if os.access(candidate, os.X_OK):
-                return candidate, var
+    # A venv activated inside a conda env (or the reverse): the one activated last is the one
+    # whose bin/ comes first on PATH.
+    path_dirs = [os.path.realpath(d) for d in environ.get("PATH", "").split(os.pathsep) if d]
+
+    def rank(var: str) -> int:
+        bin_dir = os.path.realpath(os.path.join(environ[var], "bin"))
+        return path_dirs.index(bin_dir) if bin_dir in path_dirs else len(path_dirs)
+
+    active = sorted((v for v in ("VIRTUAL_ENV", "CONDA_PREFIX") if environ.get(v)), key=rank)
+    for var in active:
+        candidate = os.path.join(environ[var], "bin", "python")
+        if os.access(candidate, os.X_OK):
+            return candidate, var
     for name in ("python", "python3"):
         found = shutil.which(name, path=environ.get("PATH"))
         if found:
