@@ -50,11 +50,12 @@ def run(snap: Snapshot) -> list[Finding]:
         )]
 
     own_dir = facts.own_dir
+    libdir_note = ""
+    if target.libdir and not facts.libdir_exists:
+        libdir_note = (f" Note: sysconfig says LIBDIR={target.libdir}, which does not exist (old uv Pythons did "
+                       f"this); the real directory is {own_dir or 'unknown'}.")
+        evidence["sysconfig_libdir"] = target.libdir
     if resolved is None:
-        libdir_note = ""
-        if target.libdir and not facts.libdir_exists:
-            libdir_note = (f" sysconfig says LIBDIR={target.libdir}, which does not exist (old uv Pythons did this); "
-                           f"the real directory is {own_dir}.")
         if own_dir is None:
             return [Finding(ID, Status.ERROR, f"the stub cannot find {facts.needed}, and this interpreter's own copy was not found either",
                             detail="Install a Python with a shared libpython for this environment." + libdir_note,
@@ -94,7 +95,7 @@ def run(snap: Snapshot) -> list[Finding]:
         f"the stub loads {resolved} (Python {theirs}) instead of this interpreter's {facts.own_path} (Python {ours}){same_version_note}",
         detail=f"It was found through {facts.resolved.how if facts.resolved else '?'}. A stub running one build's libpython with "
                f"another build's standard library fails at model load, e.g. \"'_thread.RLock' object has no attribute "
-               f"'_recursion_count'\" or \"No module named '_ctypes'\".",
+               f"'_recursion_count'\" or \"No module named '_ctypes'\"." + libdir_note,
         evidence=evidence,
         fix=loader_path_fix(snap, [own_dir] if own_dir else [], f"put {own_dir} first on LD_LIBRARY_PATH when this environment is active"),
     )]

@@ -180,7 +180,8 @@ def _cache_file() -> str | None:
 
 
 def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
-    knobs = [environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE")]
+    knobs = [environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE",
+                                          "_PYTHON_SYSCONFIGDATA_NAME")]
     return json.dumps([os.path.abspath(executable), knobs, WATCHED_DISTRIBUTIONS])
 
 
