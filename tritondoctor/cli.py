@@ -151,20 +151,20 @@ def smoke(
 ) -> None:
     """Serve a real model through PyTriton (bind, serve, infer over HTTP and gRPC) and report."""
     from tritondoctor.facts.target import TargetError, choose_interpreter
-    from tritondoctor.smoke import render, run_smoke
+    from tritondoctor.smoke import SmokeUsageError, render, run_smoke
 
     if timeout <= 0:
         raise UsageFailure("--timeout must be positive")
     try:
         executable, _ = choose_interpreter(os.environ, python)
-    except TargetError as exc:
+        result = run_smoke(executable, dict(os.environ), timeout=timeout, verbose=verbose, log_path=log, prefer_gpu=not cpu)
+    except (TargetError, SmokeUsageError) as exc:
         raise UsageFailure(str(exc)) from None
-    result = run_smoke(executable, dict(os.environ), timeout=timeout, verbose=verbose, log_path=log, prefer_gpu=not cpu)
     if json_out:
         print(json.dumps(result.to_json(), indent=2))
     else:
         render(result, _console())
-    raise typer.Exit(EXIT_OK if result.passed else EXIT_PROBLEMS)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
