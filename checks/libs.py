@@ -15,7 +15,8 @@ def run(snap: Snapshot) -> list[Finding]:
         return [Finding(ID, Status.SKIP, "no PyTriton binaries to inspect")]
     findings: list[Finding] = []
     total = 0
-    for key, tree in snap.resolutions.items():
+    missing: dict[str, dict[str, list[str]]] = {}  # name -> {"needed_by": [...], "rejected": [...]}
+    for tree in snap.resolutions.values():
         total += len(tree.libraries)
         for error in tree.errors:
             if "cannot open shared object file" not in error:
@@ -23,18 +24,21 @@ def run(snap: Snapshot) -> list[Finding]:
         for lib in tree.missing:
             if lib.name.startswith("libpython"):
                 continue
-            rejected = [f"{r.path}: {r.reason}" for r in lib.rejected]
-            findings.append(Finding(
-                ID, Status.ERROR,
-                f"{lib.name} is not found (needed by {', '.join(lib.needed_by)})",
-                detail=("Candidates were rejected: " + "; ".join(rejected)) if rejected else
-                       "No directory on the search path holds it.",
-                evidence={"binary": tree.file, "name": lib.name, "needed_by": lib.needed_by, "rejected": rejected},
-                fix=FixHint("libs", f"install the package that provides {lib.name}, or put its directory on LD_LIBRARY_PATH",
-                            (f"# find it: ldconfig -p | grep {lib.name}",)),
-            ))
+            entry = missing.setdefault(lib.name, {"needed_by": [], "rejected": []})
+            entry["needed_by"] += [n for n in lib.needed_by if n not in entry["needed_by"]]
+            entry["rejected"] += [f"{r.path}: {r.reason}" for r in lib.rejected if f"{r.path}: {r.reason}" not in entry["rejected"]]
         for warning in tree.warnings:
             findings.append(Finding(ID, Status.WARN, warning, evidence={"binary": tree.file}))
+    for name, entry in missing.items():
+        findings.append(Finding(
+            ID, Status.ERROR,
+            f"{name} is not found (needed by {', '.join(entry['needed_by'])})",
+            detail=("Candidates were rejected: " + "; ".join(entry["rejected"])) if entry["rejected"] else
+                   "No directory on the search path holds it.",
+            evidence={"name": name, **entry},
+            fix=FixHint("libs", f"install the package that provides {name}, or put its directory on LD_LIBRARY_PATH",
+                        (f"# find it: ldconfig -p | grep {name}",)),
+        ))
     if not findings:
         findings.append(Finding(ID, Status.OK, f"all {total} libraries of the PyTriton binaries resolve",
                                 evidence={k: len(t.libraries) for k, t in snap.resolutions.items()}))

@@ -39,6 +39,18 @@ def run(snap: Snapshot) -> list[Finding]:
     if not_exec:
         findings.append(Finding(ID, Status.ERROR, f"{install.tritonserver} is not executable",
                                 evidence=evidence, fix=FixHint("chmod", "make it executable", (f"chmod +x {install.tritonserver}",))))
+    if not os.path.isdir(install.libs_dir):
+        findings.append(Finding(
+            ID, Status.ERROR,
+            f"PyTriton will look for its bundled libraries in {install.libs_dir}, which does not exist",
+            detail=f"{install.package_dir} is outside this interpreter's site-packages (reached through a .pth file, "
+                   "PYTHONPATH or an editable install), so PyTriton treats itself as an editable install and does "
+                   "not put the wheel's nvidia_pytriton.libs on LD_LIBRARY_PATH; tritonserver then cannot find "
+                   "libcudart and the other bundled libraries from its workspace copy.",
+            evidence=evidence,
+            fix=FixHint("install-pytriton", "install nvidia-pytriton into this environment itself",
+                        (f"{target.executable} -m pip install nvidia-pytriton=={install.version}",)),
+        ))
     if stub is None:
         available = ", ".join(sorted(install.stubs, key=lambda v: tuple(map(int, v.split("."))))) or "none"
         findings.append(Finding(

@@ -47,16 +47,29 @@ def pytriton_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
+def link_site_packages(shared_venv: Path, venv_path: Path) -> None:
+    """Give `venv_path` the packages of `shared_venv` as symlinks inside its own site-packages.
+
+    Not a .pth file: PyTriton (pytriton.utils.distribution) treats a package found outside
+    site.getsitepackages() as an editable install and then looks for its bundled libraries in
+    the wrong place, so a .pth-layered venv is a broken PyTriton environment.
+    """
+    site = next((venv_path / "lib").glob("python3*/site-packages"))
+    shared = next((shared_venv / "lib").glob("python3*/site-packages"))
+    for entry in shared.iterdir():
+        target = site / entry.name
+        if not target.exists() and not target.is_symlink():
+            target.symlink_to(entry)
+
+
 @pytest.fixture
 def layered_venv(pytriton_venv: Path, tmp_path: Path) -> Callable[[str], Path]:
-    """Factory: a new venv (base interpreter) that imports the shared venv's packages."""
+    """Factory: a new venv (base interpreter) that has the shared venv's packages (symlinked)."""
 
     def make(name: str = "env") -> Path:
         path = tmp_path / name
         venv.EnvBuilder(with_pip=False, symlinks=True).create(path)
-        site = next((path / "lib").glob("python3*/site-packages"))
-        shared = next((pytriton_venv / "lib").glob("python3*/site-packages"))
-        (site / "_shared_pytriton.pth").write_text(str(shared) + "\n")
+        link_site_packages(pytriton_venv, path)
         return path
 
     return make

@@ -16,6 +16,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import link_site_packages
 
 from tritondoctor.checks import libpython as libpython_check
 from tritondoctor.facts.libpython import libpython_version
@@ -25,16 +26,11 @@ from tritondoctor.snapshot import STUB, take_snapshot
 PY313 = Path("/root/.pyenv/versions/3.13.0/bin/python3.13")
 
 
-def layered_venv_for(base_python: str, shared_site: Path, dest: Path) -> Path:
-    """A venv of another interpreter that sees the test venv's nvidia-pytriton through a .pth."""
+def layered_venv_for(base_python: str, shared_venv: Path, dest: Path) -> Path:
+    """A venv of another interpreter that has the test venv's nvidia-pytriton (symlinked)."""
     subprocess.run([base_python, "-m", "venv", "--without-pip", str(dest)], check=True)
-    site = next((dest / "lib").glob("python3*/site-packages"))
-    (site / "_shared.pth").write_text(f"{shared_site}\n")
+    link_site_packages(shared_venv, dest)
     return dest
-
-
-def shared_site(pytriton_venv: Path) -> Path:
-    return next((pytriton_venv / "lib").glob("python3*/site-packages"))
 
 
 def the_libpython_finding(snap):  # type: ignore[no-untyped-def]
@@ -44,7 +40,7 @@ def the_libpython_finding(snap):  # type: ignore[no-untyped-def]
 
 @pytest.mark.skipif(not PY313.exists(), reason="no CPython 3.13 interpreter on this machine")
 def test_bundled_313_libpython_is_compared_with_the_interpreter(pytriton_venv: Path, tmp_path: Path, clean_environ: dict[str, str]) -> None:
-    env = layered_venv_for(str(PY313), shared_site(pytriton_venv), tmp_path / "py313")
+    env = layered_venv_for(str(PY313), pytriton_venv, tmp_path / "py313")
     snap = take_snapshot(python=str(env / "bin" / "python"), environ=clean_environ)
     assert snap.target is not None and snap.target.minor == "3.13"
     stub_tree = snap.resolutions[STUB]
@@ -78,7 +74,7 @@ def test_sysconfig_libdir_that_does_not_exist(pytriton_venv: Path, tmp_path: Pat
     """A real interpreter made to report LIBDIR=/install/lib through its own sysconfig machinery
     (_PYTHON_SYSCONFIGDATA_NAME, as cross builds use)."""
     env = layered_venv_for(sys._base_executable if hasattr(sys, "_base_executable") else sys.executable,  # type: ignore[attr-defined]
-                           shared_site(pytriton_venv), tmp_path / "uvlike")
+                           pytriton_venv, tmp_path / "uvlike")
     site = next((env / "lib").glob("python3*/site-packages"))
     real = Path(sysconfig.__file__).parent / (sysconfig._get_sysconfigdata_name() + ".py")  # type: ignore[attr-defined]
     text = real.read_text().replace(f"'LIBDIR': '{sysconfig.get_config_var('LIBDIR')}'", "'LIBDIR': '/install/lib'")

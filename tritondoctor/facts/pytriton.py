@@ -90,13 +90,28 @@ def locate(target: TargetPython, environ: Mapping[str, str]) -> PyTritonInstall 
     return PyTritonInstall(
         version=dist.version,
         package_dir=package_dir,
-        libs_dir=os.path.join(site, "nvidia_pytriton.libs"),
+        libs_dir=_libs_dir(package_dir, target),
         tritonserver=os.path.join(server_dir, "bin", "tritonserver"),
         python_backend=os.path.join(server_dir, "backends", "python", "libtriton_python.so"),
         stubs=stubs,
         wheel_tags=dist.tags,
         pytriton_home=pytriton_home(environ),
     )
+
+
+def _libs_dir(package_dir: str, target: TargetPython) -> str:
+    """pytriton.utils.distribution.get_libs_path(): a package outside every directory of
+    site.getsitepackages() (+ the user site) counts as an editable install, and then PyTriton
+    looks for `tritonserver/external_libs` instead of the wheel's nvidia_pytriton.libs. That
+    happens when the package is reached through a .pth file or PYTHONPATH."""
+    inside_site = any(
+        os.path.commonpath([package_dir, site]) == os.path.normpath(site)
+        for site in target.site_packages
+        if site and os.path.isabs(site)
+    )
+    if inside_site or not target.site_packages:
+        return os.path.join(os.path.dirname(package_dir), "nvidia_pytriton.libs")
+    return os.path.join(package_dir, "tritonserver", "external_libs")
 
 
 def server_environ(environ: Mapping[str, str], install: PyTritonInstall, target: TargetPython) -> dict[str, str]:

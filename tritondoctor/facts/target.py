@@ -40,6 +40,11 @@ out = {
     "platlib": sysconfig.get_paths().get("platlib"),
     "sys_path": [p for p in sys.path if p],
 }
+try:
+    import site
+    out["site_packages"] = list(site.getsitepackages()) + [site.getusersitepackages()]
+except Exception:
+    out["site_packages"] = []
 dists = {}
 try:
     from importlib import metadata
@@ -96,6 +101,7 @@ class TargetPython:
     purelib: str | None
     platlib: str | None
     sys_path: tuple[str, ...]
+    site_packages: tuple[str, ...] = ()  # site.getsitepackages() + the user site, as PyTriton asks
     distributions: Mapping[str, Distribution] = field(default_factory=dict)
     selected_by: str = ""  # why this interpreter: "--python", "CONDA_PREFIX", "VIRTUAL_ENV", "PATH"
 
@@ -174,9 +180,9 @@ def _stamp(path: str) -> list[int] | None:
 def _cache_file() -> str | None:
     configured = os.environ.get("TRITONDOCTOR_CACHE_DIR")
     if configured is not None:
-        return os.path.join(configured, "probe-v1.json") if configured else None
+        return os.path.join(configured, "probe-v2.json") if configured else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "tritondoctor", "probe-v1.json")
+    return os.path.join(base, "tritondoctor", "probe-v2.json")
 
 
 def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
@@ -282,6 +288,7 @@ def _from_probe(data: dict[str, Any], executable: str, selected_by: str) -> Targ
         purelib=data.get("purelib"),
         platlib=data.get("platlib"),
         sys_path=tuple(data.get("sys_path") or ()),
+        site_packages=tuple(data.get("site_packages") or ()),
         distributions={
             name: Distribution(
                 name=name,
