@@ -6,6 +6,7 @@ library on a search path is a finding, not a crash.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import tempfile
@@ -16,7 +17,8 @@ from typing import Any
 DF_1_NODEFLIB = 0x800
 VER_FLG_BASE = 0x1  # <elf.h>; pyelftools itself is imported only on a cache miss (~60 ms)
 VER_FLG_WEAK = 0x2
-CACHE_FORMAT = 3  # bump when ElfInfo changes shape
+MAX_CACHED_FILES = 1000  # a check touches ~110 files; the file loads in about 10 ms at this size
+CACHE_FORMAT = 4  # bump when ElfInfo changes shape or meaning (4: read through segments only)
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,79 @@ def _split_path_list(value: str) -> tuple[str, ...]:
     return tuple(value.split(":"))
 
 
+_MAX_VERSION_ENTRIES = 1 << 16  # a corrupt vn_next / vd_next chain must not loop forever
+
+
+class _Image:
+    """The file as the loader sees it: addresses map to file offsets through PT_LOAD, strings
+    come from DT_STRTAB. Section headers are never read, as ld.so never reads them (a library
+    truncated after its last segment, or with its section table stripped, still loads)."""
+
+    def __init__(self, stream: Any, loads: list[tuple[int, int, int]], strtab: int | None, strsz: int) -> None:
+        self.stream = stream
+        self.loads = loads  # (p_vaddr, p_filesz, p_offset)
+        self.strtab = strtab
+        self.strsz = strsz
+
+    def offset(self, vaddr: int) -> int:
+        for start, size, offset in self.loads:
+            if start <= vaddr < start + size:
+                return offset + vaddr - start
+        raise ValueError(f"address {vaddr:#x} lies in no PT_LOAD segment")
+
+    def string(self, index: int) -> str:
+        if self.strtab is None:
+            raise ValueError("no DT_STRTAB")
+        if not 0 <= index < self.strsz:
+            raise ValueError(f"string offset {index} outside DT_STRSZ {self.strsz}")
+        self.stream.seek(self.strtab + index)
+        data: bytes = self.stream.read(min(4096, self.strsz - index))
+        end = data.find(b"\0")
+        while end < 0 and len(data) < self.strsz - index:
+            more = self.stream.read(min(4096, self.strsz - index - len(data)))
+            if not more:
+                break
+            data += more
+            end = data.find(b"\0")
+        if end < 0:
+            raise ValueError(f"unterminated string at offset {index}")
+        return data[:end].decode("latin-1")  # as pyelftools decodes
+
+
 def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
+    from elftools.common.utils import struct_parse
     from elftools.elf.elffile import ELFFile
 
     elf = ELFFile(stream)
     header = elf.header
+    structs = elf.structs
     interp = None
-    dynamic = None
-    for segment in elf.iter_segments():
-        kind = segment["p_type"]
+    dynamic_header = None
+    loads: list[tuple[int, int, int]] = []
+    for i in range(elf.num_segments()):
+        program_header = elf._get_segment_header(i)
+        kind = program_header["p_type"]
         if kind == "PT_INTERP":
-            interp = segment.get_interp_name()
+            stream.seek(program_header["p_offset"])
+            interp = stream.read(program_header["p_filesz"]).split(b"\0", 1)[0].decode("latin-1")
         elif kind == "PT_DYNAMIC":
-            dynamic = segment
+            dynamic_header = program_header
+        elif kind == "PT_LOAD":
+            loads.append((program_header["p_vaddr"], program_header["p_filesz"], program_header["p_offset"]))
+    tags: list[tuple[str, int]] = []
+    if dynamic_header is not None:
+        size = structs.Elf_Dyn.sizeof()
+        position, end = dynamic_header["p_offset"], dynamic_header["p_offset"] + dynamic_header["p_filesz"]
+        while position + size <= end:
+            entry = struct_parse(structs.Elf_Dyn, stream, position)
+            if entry["d_tag"] == "DT_NULL":
+                break
+            tags.append((str(entry["d_tag"]), int(entry["d_val"])))
+            position += size
+    values = dict(tags)  # the last of each tag wins, as in glibc's l_info
+    image = _Image(stream, loads, None, values.get("DT_STRSZ", 0))
+    if "DT_STRTAB" in values:
+        image.strtab = image.offset(values["DT_STRTAB"])
     soname = None
     needed: list[str] = []
     rpath = runpath = None
@@ -102,49 +164,60 @@ def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
     auxiliary: list[str] = []
     filters: list[str] = []
     dependencies: list[tuple[str, str]] = []
-    if dynamic is not None:
-        # pyelftools decodes NEEDED/SONAME/RPATH/RUNPATH itself; AUXILIARY/FILTER need the table.
-        strings = dynamic._get_stringtable()
-        for tag in dynamic.iter_tags():
-            d_tag = tag.entry.d_tag
-            if d_tag == "DT_NEEDED":
-                needed.append(tag.needed)
-                dependencies.append(("needed", tag.needed))
-            elif d_tag == "DT_SONAME":
-                soname = tag.soname
-            elif d_tag == "DT_RPATH":
-                rpath = _split_path_list(tag.rpath)
-            elif d_tag == "DT_RUNPATH":
-                runpath = _split_path_list(tag.runpath)
-            elif d_tag == "DT_FLAGS_1":
-                flags_1 = tag.entry.d_val
-            elif d_tag == "DT_AUXILIARY":
-                auxiliary.append(strings.get_string(tag.entry.d_val))
-                dependencies.append(("auxiliary", auxiliary[-1]))
-            elif d_tag == "DT_FILTER":
-                filters.append(strings.get_string(tag.entry.d_val))
-                dependencies.append(("filter", filters[-1]))
+    for d_tag, value in tags:
+        if d_tag == "DT_NEEDED":
+            needed.append(image.string(value))
+            dependencies.append(("needed", needed[-1]))
+        elif d_tag == "DT_SONAME":
+            soname = image.string(value)
+        elif d_tag == "DT_RPATH":
+            rpath = _split_path_list(image.string(value))
+        elif d_tag == "DT_RUNPATH":
+            runpath = _split_path_list(image.string(value))
+        elif d_tag == "DT_FLAGS_1":
+            flags_1 = value
+        elif d_tag == "DT_AUXILIARY":
+            auxiliary.append(image.string(value))
+            dependencies.append(("auxiliary", auxiliary[-1]))
+        elif d_tag == "DT_FILTER":
+            filters.append(image.string(value))
+            dependencies.append(("filter", filters[-1]))
+    # Symbol versions through DT_VERNEED / DT_VERDEF, chained by vn_next / vd_next as
+    # _dl_check_map_versions walks them.
     version_needs: list[VersionNeed] = []
     version_defs: list[str] = []
-    for section in elf.iter_sections():
-        sh_type = section["sh_type"]
-        if sh_type == "SHT_GNU_verneed":
-            for verneed, auxiliaries in section.iter_versions():
-                version_needs.append(
-                    VersionNeed(
-                        file=verneed.name,
-                        versions=tuple(
-                            NeededVersion(aux.name, bool(aux["vna_flags"] & VER_FLG_WEAK)) for aux in auxiliaries
-                        ),
-                    )
-                )
-        elif sh_type == "SHT_GNU_verdef":
-            for verdef, auxiliaries in section.iter_versions():
-                if verdef["vd_flags"] & VER_FLG_BASE:
-                    continue
-                first = next(iter(auxiliaries), None)
-                if first is not None:
-                    version_defs.append(first.name)
+    if "DT_VERNEED" in values:
+        position = image.offset(values["DT_VERNEED"])
+        for _ in range(_MAX_VERSION_ENTRIES):
+            need = struct_parse(structs.Elf_Verneed, stream, position)
+            versions: list[NeededVersion] = []
+            aux_position = position + need["vn_aux"]
+            for _ in range(_MAX_VERSION_ENTRIES):
+                aux = struct_parse(structs.Elf_Vernaux, stream, aux_position)
+                versions.append(NeededVersion(image.string(aux["vna_name"]), bool(aux["vna_flags"] & VER_FLG_WEAK)))
+                if not aux["vna_next"]:
+                    break
+                aux_position += aux["vna_next"]
+            else:
+                raise ValueError("version needs do not end")
+            version_needs.append(VersionNeed(file=image.string(need["vn_file"]), versions=tuple(versions)))
+            if not need["vn_next"]:
+                break
+            position += need["vn_next"]
+        else:
+            raise ValueError("version needs do not end")
+    if "DT_VERDEF" in values:
+        position = image.offset(values["DT_VERDEF"])
+        for _ in range(_MAX_VERSION_ENTRIES):
+            definition = struct_parse(structs.Elf_Verdef, stream, position)
+            if not definition["vd_flags"] & VER_FLG_BASE and definition["vd_cnt"]:
+                first = struct_parse(structs.Elf_Verdaux, stream, position + definition["vd_aux"])
+                version_defs.append(image.string(first["vda_name"]))
+            if not definition["vd_next"]:
+                break
+            position += definition["vd_next"]
+        else:
+            raise ValueError("version definitions do not end")
     return ElfInfo(
         path=path,
         elf_class=elf.elfclass,
@@ -162,7 +235,8 @@ def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
         filters=tuple(filters),
         version_needs=tuple(version_needs),
         version_defs=tuple(version_defs),
-        has_dynamic=dynamic is not None,
+        # An empty PT_DYNAMIC (separate debug info) counts as none, as in _dl_map_object_from_fd.
+        has_dynamic=dynamic_header is not None and dynamic_header["p_filesz"] > 0,
         dependencies=tuple(dependencies),
     )
 
@@ -183,6 +257,8 @@ class ElfCache:
         self._memory: dict[str, dict[str, Any]] = {}
         self._dirty = False
         self._loaded = False
+        self._save_at_exit = False
+        self._used: set[str] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -213,11 +289,20 @@ class ElfCache:
         with self._lock:
             if not self._loaded:
                 self._load()
-            return self._memory.get(key)
+            hit = self._memory.get(key)
+            if hit is not None:
+                self._used.add(key)
+            return hit
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         with self._lock:
             self._memory[key] = value
+            self._used.add(key)
+            if not self._dirty and self._file and not self._save_at_exit:
+                # Written once when the process ends, not after every lookup: rewriting the
+                # whole file per resolve made N resolves in one process cost O(N^2).
+                atexit.register(self.save)
+                self._save_at_exit = True
             self._dirty = True
 
     def save(self) -> None:
@@ -227,9 +312,13 @@ class ElfCache:
                 return
             try:
                 os.makedirs(self._directory or ".", exist_ok=True)
+                # Least recently used first, so the file stays small enough to load in a few ms:
+                # entries this run used go to the end, the oldest beyond the cap are dropped.
+                order = [k for k in self._memory if k not in self._used] + [k for k in self._memory if k in self._used]
+                kept = {k: self._memory[k] for k in order[-MAX_CACHED_FILES:]}
                 fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=".elf-cache-")
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(self._memory, fh, separators=(",", ":"))
+                    json.dump(kept, fh, separators=(",", ":"))
                 os.replace(tmp, self._file)
                 self._dirty = False
             except OSError:

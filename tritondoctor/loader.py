@@ -19,17 +19,21 @@ the legacy hwcaps subdirectories); candidates of the wrong class or machine are 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from tritondoctor import ldcache
-from tritondoctor.elf import ElfError, ElfInfo, default_cache, read_elf
+from tritondoctor.elf import ElfError, ElfInfo, read_elf
 
 INTERPRETERS = {"x86_64": "/lib64/ld-linux-x86-64.so.2", "aarch64": "/lib/ld-linux-aarch64.so.1"}
 ELF_MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}
+E_MACHINE_NUMBERS = {"x86_64": 62, "aarch64": 183}
+DF_1_PIE = 0x08000000
 VDSO_NAMES = ("linux-vdso.so.1", "linux-vdso64.so.1", "linux-vdso32.so.1", "linux-gate.so.1")
 
 # x86-64 micro-architecture levels (psABI) in /proc/cpuinfo flag names; each level needs the
@@ -294,12 +298,107 @@ class _Object:
     loader: "_Object | None"
 
 
+class _LoadFailure(Exception):
+    """The loader signals an error for a candidate file (open_verify, _dl_map_object_from_fd):
+    unlike a missing file or one of another class, this ends the whole load."""
+
+    def __init__(self, path: str, reason: str, after_open: bool = False) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path  # the file the loader fails on
+        self.reason = reason
+        # ld.so names the candidate path in errors of open_verify, the requested name in those
+        # of _dl_map_object_from_fd (after the file was opened and verified).
+        self.after_open = after_open
+        self.objname = path
+
+
+class _EndOfList(Exception):
+    """open_path stops searching the current list of directories (the next source is tried)."""
+
+
+_EHDR_SIZE = 64  # sizeof (Elf64_Ehdr)
+_PHDR_SIZE = 56  # sizeof (Elf64_Phdr)
+_ELFOSABI_SYSV, _ELFOSABI_GNU = 0, 3
+_LIBC_ABI_MAX = 4  # x86_64 / aarch64 Linux: DEFAULT, UNIQUE, IFUNC, ABSOLUTE (libc-abis)
+
+
+SKIP, END_OF_LIST, FATAL = "skip", "end-of-list", "fatal"
+
+
+def open_verify(path: str, machine: str) -> tuple[str, str] | None:
+    """glibc's open_verify (elf/dl-load.c) for a 64-bit little-endian loader, on the file itself.
+
+    None: the loader takes the file. Otherwise (kind, why):
+    SKIP: it passes over the file and searches on (absent or unreadable, another ELF class or
+    machine; `why` is "" for a file that is simply absent);
+    END_OF_LIST: the open failed with an errno other than ENOENT / EACCES (a symlink loop, say):
+    open_path gives up on the rest of that search list and the next source is tried;
+    FATAL: it signals `why` and the whole load fails, whatever later directories hold.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return SKIP, ""
+        return (SKIP if exc.errno == errno.EACCES else END_OF_LIST), f"cannot open: {exc.strerror}"
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return SKIP, "not a regular file"  # not modelled further: ld.so would block or fail to open it
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return (SKIP if exc.errno in (errno.ENOENT, errno.EACCES) else END_OF_LIST), f"cannot open: {exc.strerror}"
+    try:
+        header = b""
+        try:
+            while len(header) < _EHDR_SIZE:
+                chunk = os.read(fd, _EHDR_SIZE - len(header))
+                if not chunk:
+                    break
+                header += chunk
+        except OSError as exc:  # a directory: EISDIR
+            return FATAL, f"cannot read file data: {exc.strerror}"
+    finally:
+        os.close(fd)
+    if len(header) < _EHDR_SIZE:
+        return FATAL, "file too short"
+    if header[:4] != b"\x7fELF":
+        return FATAL, "invalid ELF header"
+    if header[4] != 2:
+        return SKIP, f"wrong ELF class: ELFCLASS{32 if header[4] == 1 else header[4]}"
+    if header[5] != 1:
+        return FATAL, "ELF file data encoding not little-endian"
+    if header[6] != 1:
+        return FATAL, "ELF file version ident does not match current one"
+    osabi, abiversion = header[7], header[8]
+    if osabi not in (_ELFOSABI_SYSV, _ELFOSABI_GNU):
+        return FATAL, "ELF file OS ABI invalid"
+    if not (abiversion == 0 or (osabi == _ELFOSABI_GNU and abiversion < _LIBC_ABI_MAX)):
+        return FATAL, "ELF file ABI version invalid"
+    if any(header[9:16]):
+        return FATAL, "nonzero padding in e_ident"
+    e_type = int.from_bytes(header[16:18], "little")
+    e_machine = int.from_bytes(header[18:20], "little")
+    if int.from_bytes(header[20:24], "little") != 1:
+        return FATAL, "ELF file version does not match current one"
+    if e_machine != E_MACHINE_NUMBERS.get(machine, e_machine):
+        return SKIP, f"wrong machine (e_machine {e_machine})"
+    if e_type not in (2, 3):  # ET_EXEC, ET_DYN
+        return FATAL, "only ET_DYN and ET_EXEC can be loaded"
+    if int.from_bytes(header[54:56], "little") != _PHDR_SIZE:
+        return FATAL, "ELF file's phentsize not the expected size"
+    phoff, phnum = int.from_bytes(header[32:40], "little"), int.from_bytes(header[56:58], "little")
+    if phoff + phnum * _PHDR_SIZE > st.st_size:
+        return FATAL, "cannot read file data"
+    return None
+
+
 class _Resolver:
     def __init__(self, env: LoaderEnv) -> None:
         self.env = env
         self.objects: list[_Object] = []
         self.tree: ResolvedTree | None = None
         self.main: _Object | None = None
+        self.detached: list[_Object] = []  # filtees of the main object: loaded, but off the chain
         self._dirs: dict[str, bool] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -378,16 +477,26 @@ class _Resolver:
                 yield f"{base}{sub}/{name}"
 
     def _open(self, path: str, requester: _Object | None, rejected: list[Rejected]) -> ElfInfo | None:
-        """open_verify: the file exists and is an ELF object this process could load."""
+        """open_verify: the file exists and is an ELF object this process could load.
+
+        None when the loader passes over the candidate and searches on; raises _LoadFailure
+        when the loader would signal an error instead (which ends the whole load).
+        """
         full = self._abs(path)
-        if not os.path.isfile(full):
-            if os.path.exists(full):
-                rejected.append(Rejected(full, "not a regular file"))
+        verdict = open_verify(full, self.env.machine)
+        if verdict is not None:
+            kind, reason = verdict
+            if kind == FATAL:
+                raise _LoadFailure(full, reason)
+            if reason:
+                rejected.append(Rejected(full, reason))
+            if kind == END_OF_LIST:
+                raise _EndOfList()
             return None
         info = read_elf(full)
         if isinstance(info, ElfError):
-            rejected.append(Rejected(full, info.reason))
-            return None
+            # Its header passed open_verify, so the loader commits to this file and fails on it.
+            raise _LoadFailure(full, info.reason, after_open=True)
         reference = requester.info if requester is not None and requester.info is not None else None
         if reference is not None and not info.compatible_with(reference):
             rejected.append(
@@ -398,16 +507,29 @@ class _Resolver:
             rejected.append(Rejected(full, f"wrong machine ({info.machine})"))
             return None
         if info.elf_type not in ("ET_DYN", "ET_EXEC"):
-            rejected.append(Rejected(full, f"not a shared object ({info.elf_type})"))
-            return None
+            raise _LoadFailure(full, "only ET_DYN and ET_EXEC can be loaded")
+        # _dl_map_object_from_fd, for anything but the program itself:
+        if info.elf_type == "ET_EXEC":
+            raise _LoadFailure(full, "cannot dynamically load executable", after_open=True)
+        if not info.has_dynamic:
+            raise _LoadFailure(full, "object file has no dynamic section", after_open=True)
+        if info.flags_1 & DF_1_PIE:
+            raise _LoadFailure(full, "cannot dynamically load position-independent executable", after_open=True)
         return info
 
     def _search_dirs(
         self, dirs: list[str], name: str, requester: _Object | None, rejected: list[Rejected]
     ) -> tuple[str, ElfInfo, str] | None:
         for directory in dirs:
+            plain = f"{directory}/{name}" if directory not in ("", "/") else f"{directory}{name}"
             for candidate in self._candidates(directory, name):
-                info = self._open(candidate, requester, rejected)
+                try:
+                    info = self._open(candidate, requester, rejected)
+                except _EndOfList:
+                    # open_path looks at errno once per directory, after its last (plain) try.
+                    if candidate == plain:
+                        return None
+                    continue
                 if info is not None:
                     return candidate, info, directory
         return None
@@ -427,6 +549,14 @@ class _Resolver:
 
     def map_object(self, name: str, requester: _Object | None, kind: str) -> tuple[_Object, bool]:
         """Find or load `name` for `requester`; returns (object, newly loaded)."""
+        try:
+            return self._map_object(name, requester, kind)
+        except _LoadFailure as failure:
+            if failure.after_open:
+                failure.objname = name
+            raise
+
+    def _map_object(self, name: str, requester: _Object | None, kind: str) -> tuple[_Object, bool]:
         loaded = self._already_loaded(name)
         if loaded is not None:
             return loaded, False
@@ -436,7 +566,10 @@ class _Resolver:
         if "/" in name:
             expanded = self.expand(name, requester)
             if expanded is not None:
-                info = self._open(expanded, requester, rejected)
+                try:
+                    info = self._open(expanded, requester, rejected)
+                except _EndOfList:
+                    info = None
                 if info is not None:
                     found = (expanded, info, os.path.dirname(expanded))
                     via, how = "direct", "path named in the dependency"
@@ -492,7 +625,7 @@ class _Resolver:
                 found = self._search_dirs(self.path_list(main.info.rpath, main), name, requester, rejected)
                 if found:
                     return found, "rpath", f"RPATH of {os.path.basename(main.path)}"
-        if env.ld_library_path is not None:
+        if env.ld_library_path:  # set but empty: glibc ignores it (_dl_init_paths)
             entries = re.split(r"[:;]", env.ld_library_path)
             found = self._search_dirs(self.path_list(entries, self.main), name, requester, rejected)
             if found:
@@ -508,7 +641,10 @@ class _Resolver:
             if cached is not None and nodeflib and any(cached.startswith(d.rstrip("/") + "/") for d in env.system_dirs):
                 cached = None
             if cached is not None:
-                info = self._open(cached, requester, rejected)
+                try:
+                    info = self._open(cached, requester, rejected)
+                except _EndOfList:
+                    info = None
                 if info is not None:
                     return (cached, info, os.path.dirname(cached)), "cache", "ld.so.cache"
         if not nodeflib:
@@ -531,7 +667,9 @@ class _Resolver:
         shown_as = run_as or path
         location = os.path.realpath(self._abs(shown_as)) if run_as is None else self._abs(shown_as)
         main_lib = Library(name=path, path=self._abs(path), via="main", how="the file itself", info=info)
-        self.main = _Object(main_lib, info, self._abs(path), os.path.dirname(location), set(), _identity(self._abs(path)), None)
+        # No file identity for the main object: glibc records none for the program it runs
+        # (kernel-mapped, or named to ld.so), so a request under another name loads it again.
+        self.main = _Object(main_lib, info, self._abs(path), os.path.dirname(location), set(), None, None)
         self.objects.append(self.main)
 
         # The kernel's vDSO is mapped before anything else; it has no file and is never listed.
@@ -555,7 +693,11 @@ class _Resolver:
 
         queue: deque[_Object] = deque([self.main])
         for preload in self._preloads():
-            obj, new = self.map_object(preload, self.main, "preload")
+            try:
+                obj, new = self.map_object(preload, self.main, "preload")
+            except _LoadFailure as failure:
+                tree.warnings.append(f"object '{preload}' from LD_PRELOAD cannot be preloaded ({failure.reason}): ignored")
+                continue
             if obj.library.path is None:
                 self.objects.remove(obj)
                 tree.warnings.append(
@@ -572,27 +714,89 @@ class _Resolver:
             if current.info is None:
                 continue
             edges = tree.edges.setdefault(current.path, [])
+            # Filtees (DT_AUXILIARY / DT_FILTER) go into the link-map chain just before the object
+            # that names them, and their own dependencies are processed next (dl-deps.c).
+            filtees: list[_Object] = []
             for kind, name in current.info.dependencies:
-                obj, new = self.map_object(name, current, kind)
+                try:
+                    obj, new = self.map_object(name, current, kind)
+                except _LoadFailure as failure:
+                    if kind == "auxiliary":  # _dl_map_object_deps ignores any error of an auxiliary
+                        tree.warnings.append(f"auxiliary filter {name} of {current.path} ignored: {failure}")
+                        continue
+                    lib = Library(
+                        name=name,
+                        path=None,
+                        needed_by=[current.path],
+                        how=f"the loader fails on {failure.path}: {failure.reason}",
+                        rejected=[Rejected(failure.path, failure.reason)],
+                    )
+                    edges.append((kind, name, lib))
+                    tree.libraries.append(lib)
+                    found = f" at {failure.path}" if failure.objname != failure.path else ""
+                    tree.errors.append(
+                        f"{failure.objname}: {failure.reason} (while loading {name}{found} for {current.path}; "
+                        "the loader stops here and the program does not start)"
+                    )
+                    return tree  # ld.so gives up: nothing further is loaded or version-checked
                 lib = obj.library
                 if current.path not in lib.needed_by and current is not obj:
                     lib.needed_by.append(current.path)
                 edges.append((kind, name, lib))
                 if obj is rtld and not rtld_listed:
+                    # rtld.c puts ld.so back into the chain right after its predecessor in the
+                    # search list, which holds no stand-ins for missing libraries: before any
+                    # "not found" entries that trail it.
                     rtld_listed = True
-                    tree.libraries.append(lib)
-                if new:
+                    at = len(tree.libraries)
+                    while at > 0 and tree.libraries[at - 1].path is None:
+                        at -= 1
+                    tree.libraries.insert(at, lib)
+                if kind != "needed" and obj is not current:
+                    self._place_filtee(tree, queue, current, obj, new, filtees)
+                elif new:
                     tree.libraries.append(lib)
                     if lib.path is not None:
                         queue.append(obj)
-                    elif kind == "filter":
-                        tree.errors.append(f"{name}: cannot open shared object file (filter of {current.path})")
                     elif kind == "needed":
                         tree.errors.append(
                             f"{name}: cannot open shared object file: No such file or directory (needed by {current.path})"
                         )
+                if new and lib.path is None and kind == "filter":
+                    tree.errors.append(f"{name}: cannot open shared object file (filter of {current.path})")
+            queue.extendleft(reversed(filtees))
         self._check_versions(tree)
         return tree
+
+    def _place_filtee(
+        self,
+        tree: ResolvedTree,
+        queue: "deque[_Object]",
+        current: _Object,
+        obj: _Object,
+        new: bool,
+        filtees: list[_Object],
+    ) -> None:
+        """Where _dl_map_object_deps puts a filtee: a new one (or one that is still waiting in
+        the queue) moves just before the filtering object in the chain and is processed right
+        after it; one already processed stays where it is. Before the main object means out of
+        the chain that trace mode prints and versions are checked on."""
+        lib = obj.library
+        if not new:
+            waiting = next((i for i, o in enumerate(queue) if o is obj), None)
+            if waiting is None:
+                return
+            del queue[waiting]
+            listed = next((i for i, entry in enumerate(tree.libraries) if entry is lib), None)
+            if listed is not None:
+                del tree.libraries[listed]
+        if current is self.main:
+            self.detached.append(obj)
+        else:
+            at = next((i for i, entry in enumerate(tree.libraries) if entry is current.library), len(tree.libraries))
+            tree.libraries.insert(at, lib)
+        if lib.path is not None:
+            filtees.append(obj)
 
     def _preloads(self) -> list[str]:
         entries = [e for e in re.split(r"[ :]", self.env.ld_preload or "") if e]
@@ -601,7 +805,8 @@ class _Resolver:
     # -- _dl_check_map_versions ----------------------------------------------------------------
 
     def _check_versions(self, tree: ResolvedTree) -> None:
-        loaded = [o for o in self.objects if o.info is not None]
+        detached = {id(o) for o in self.detached}
+        loaded = [o for o in self.objects if o.info is not None and id(o) not in detached]
         for obj in loaded:
             assert obj.info is not None
             for need in obj.info.version_needs:
@@ -638,8 +843,7 @@ def resolve(path: str, env: LoaderEnv, run_as: str | None = None) -> ResolvedTre
         tree = _Resolver(env).run(path, run_as)
     except RecursionError:  # pragma: no cover - the walk is iterative; kept as a last guard
         tree = ResolvedTree(file=path, errors=[f"{path}: dependency graph too deep"])
-    default_cache().save()
-    return tree
+    return tree  # the parsed-ELF disk cache is written once, at exit (ElfCache.put)
 
 
 def search_library(name: str, env: LoaderEnv) -> Library:

@@ -70,6 +70,9 @@ print(json.dumps(out))
 """
 
 
+MAX_CACHED_PROBES = 32
+
+
 class TargetError(Exception):
     """The target interpreter could not be found or probed; the message is one line for the user."""
 
@@ -220,7 +223,9 @@ def _store_probe(key: str, executable: str, data: dict[str, Any]) -> None:
             table = {}
     except (OSError, ValueError):
         table = {}
+    table.pop(key, None)
     table[key] = entry
+    table = dict(list(table.items())[-MAX_CACHED_PROBES:])  # most recently probed last
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
