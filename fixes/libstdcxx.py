@@ -38,6 +38,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from tritondoctor.elf import ElfInfo, read_elf
@@ -589,10 +590,10 @@ def _install(prefix: str, inspected: list[Archive], install: PackageInstall, jou
     tag_existed = os.path.lexists(os.path.join(prefix, "CACHEDIR.TAG"))
 
     async def run() -> None:
-        installed = [rattler.PrefixRecord.from_path(os.path.join(meta, f)) for f in records]
+        installed = [rattler.PrefixRecord.from_path(Path(meta, f)) for f in records]
         new = [await rattler.RepoDataRecord.from_package_archive(a.path) for a in inspected]
         keep = {r["name"] for f, r in records.items() if f not in replaces} - {a.name for a in inspected}
-        await rattler.install(new, target_prefix=prefix, cache_dir=os.path.join(workdir, "cache"),
+        await rattler.install(new, target_prefix=prefix, cache_dir=Path(workdir, "cache"),
                               installed_packages=installed, ignored_packages=keep, execute_link_scripts=False,
                               show_progress=sys.stderr.isatty())
 

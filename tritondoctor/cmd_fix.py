@@ -116,7 +116,7 @@ def _is_base_env(snap: Any) -> bool:
     if os.path.isdir(os.path.join(prefix, "condabin")):
         return True
     base = snap.conda.base_prefix if snap.conda else None
-    return bool(base) and os.path.realpath(base) == os.path.realpath(prefix)
+    return base is not None and os.path.realpath(base) == os.path.realpath(prefix)
 
 
 def _plans(snap: Any, findings: list, packages: tuple[str, ...], force: bool, workdir: str):  # type: ignore[no-untyped-def]

@@ -100,8 +100,8 @@ def render_tree(console: "Console", tree: "ResolvedTree") -> None:
     from rich.tree import Tree
 
     missing_versions: dict[str, list[str]] = {}
-    for error in tree.version_errors:
-        missing_versions.setdefault(error.file, []).append(f"{error.version} (required by {error.required_by})")
+    for miss in tree.version_errors:
+        missing_versions.setdefault(miss.file, []).append(f"{miss.version} (required by {miss.required_by})")
     root = Tree(f"[bold]{escape(tree.file)}[/]")
     for error in tree.errors:
         if "cannot open shared object file" not in error:

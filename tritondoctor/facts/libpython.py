@@ -57,7 +57,7 @@ def _version_from_symbol(path: str) -> str | None:
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
         table = elf.get_section_by_name(".gnu.hash") or elf.get_section_by_name(".hash")
-        symbol = table.get_symbol("Py_Version") if table is not None else None
+        symbol = table.get_symbol("Py_Version") if table is not None else None  # type: ignore[attr-defined]
         if symbol is None or symbol["st_size"] not in (4, 8):  # `const unsigned long Py_Version`
             return None
         address = symbol["st_value"]

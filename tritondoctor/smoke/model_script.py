@@ -214,7 +214,7 @@ class ServerWatch(threading.Thread):
                 self._channel.emit("server", pid=getattr(process, "pid", None))
                 announced = True
             try:
-                alive = command.is_alive()
+                alive = command is not None and command.is_alive()
             except Exception:  # noqa: BLE001 - sh raises for a failed command in some versions
                 alive = False
             if not alive:

@@ -609,7 +609,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGTERM.value, signal.SIGHUP.value):
         if signal.getsignal(sig) == signal.SIG_DFL:
             previous[sig] = signal.signal(sig, interrupt)
     try:
