@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from tritondoctor import remedies
 from tritondoctor.facts.shellvars import ShellAction
 from tritondoctor.findings import FixHint
 
@@ -62,27 +63,21 @@ def export_entries(entries: list[str]) -> str:
     return f"export {LD_VAR}={shlex.quote(':'.join(entries))}"
 
 
-def fix_command(snap: "Snapshot") -> str:
+def _python_flag(snap: "Snapshot") -> str | None:
     target = snap.target
-    if target is not None and target.selected_by == "--python":
-        return f"tritondoctor fix --python {shlex.quote(target.executable)}"
-    return "tritondoctor fix"
+    return target.executable if target is not None and target.selected_by == "--python" else None
 
 
 def hooks_fix(snap: "Snapshot", summary: str, now: Iterable[str] = (), edits: Iterable[str] = ()) -> FixHint:
-    """Fix that moves LD_LIBRARY_PATH settings where they belong: the target environment's own
-    activation hooks (conda's etc/conda/activate.d + deactivate.d, or the venv's activate
-    script), never ~/.bashrc. `now`: commands that repair the current shell; `edits`: comments
-    naming the lines to delete."""
+    """Move LD_LIBRARY_PATH settings where they belong: the target environment's own activation
+    hooks (conda's etc/conda/activate.d + deactivate.d, or the venv's activate script)."""
     kind = snap.target.env_kind if snap.target else "system"
-    fix_id = {"conda": "conda-hooks", "venv": "venv-hooks"}.get(kind, "env-export")
-    commands = [f"# {e}" for e in edits]
-    if fix_id != "env-export":
-        commands.append(fix_command(snap))
-        commands += [f"# and, for this shell: {c}" for c in now]
-    else:
-        commands += list(now)
-    return FixHint(id=fix_id, summary=summary, commands=tuple(commands))
+    return remedies.hooks_fix(kind, summary, python=_python_flag(snap), now=now, edits=edits)
+
+
+def loader_path_fix(snap: "Snapshot", directories: list[str], summary: str) -> FixHint:
+    """Put `directories` first on LD_LIBRARY_PATH when the environment is active."""
+    return hooks_fix(snap, summary, now=[remedies.prepend_export(directories)])
 
 
 def sources_of(entry: "PathEntry", facts: "CondaFacts", environ: Mapping[str, str]) -> list[ShellAction]:

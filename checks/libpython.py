@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from tritondoctor.checks._common import loader_path_fix
+from tritondoctor.checks._envpath import loader_path_fix
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import STUB, Snapshot
 

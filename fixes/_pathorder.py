@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-from tritondoctor import hooks
+from tritondoctor import hooks, remedies
 from tritondoctor.elf import ElfInfo, read_elf
 from tritondoctor.findings import Finding, Status
 from tritondoctor.gcc_abi import is_libstdcxx_version
@@ -27,7 +27,7 @@ from tritondoctor.plan import FileChange, Prediction, predict, prepend_dirs, unp
 if TYPE_CHECKING:
     from tritondoctor.snapshot import Snapshot
 
-HOOK_FIX_IDS = frozenset({"conda-hooks", "venv-hooks", "env-export"})
+HOOK_FIX_IDS = frozenset(remedies.HOOK_FIX_IDS.values()) | {remedies.NO_HOOKS_FIX_ID}
 LIBSTDCXX = "libstdc++.so.6"
 
 

@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
+from tritondoctor import remedies
 from tritondoctor.findings import Finding, FixHint, Status
 
 AREA = "Smoke test"
@@ -199,12 +200,8 @@ def signal_name(code: int | None) -> str | None:
 
 
 def loader_path_fix(interp: Interpreter, directory: str, summary: str) -> FixHint:
-    """Same shape as the checks' fix: the environment's activation hooks, or an export."""
-    export = f"export LD_LIBRARY_PATH={shlex.quote(directory)}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
-    fix_id = {"conda": "conda-hooks", "venv": "venv-hooks"}.get(interp.env_kind, "env-export")
-    if fix_id == "env-export":
-        return FixHint(fix_id, summary, (export,))
-    return FixHint(fix_id, summary, ("tritondoctor fix", f"# or, for this shell only: {export}"))
+    """Same remedy as the checks': the environment's activation hooks, or an export."""
+    return remedies.hooks_fix(interp.env_kind, summary, now=[remedies.prepend_export([directory])])
 
 
 def _python(interp: Interpreter) -> str:
