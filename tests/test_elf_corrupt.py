@@ -20,7 +20,7 @@ import pytest
 
 import tritondoctor.elf as elf_module
 from elf_fixtures import Fixtures, have_gcc
-from tritondoctor.elf import ElfCache, ElfError, ElfInfo, read_elf
+from tritondoctor.elf import ElfError, ElfInfo, elf_cache, read_elf
 from tritondoctor.loader import LoaderEnv, resolve
 
 SEED = 20260123
@@ -47,7 +47,7 @@ class Mutant:
 def private_elf_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Mutants are keyed by file identity like any file; keep thousands of them out of the
     user's on-disk cache (and away from any stale identity in it)."""
-    monkeypatch.setattr(elf_module, "_default_cache", ElfCache(None))
+    monkeypatch.setattr(elf_module, "_default_cache", elf_cache(None))
     yield
 
 
@@ -141,7 +141,7 @@ def test_read_elf_never_raises_on_mutants(bases: list[Path], tmp_path: Path) -> 
     items = [m for base in bases for m in mutants(base, rng, MUTANTS_PER_BASE)]
     assert len(items) >= 2000 or len(bases) == 1
     paths = write_all(tmp_path, items)
-    cache = ElfCache(None)
+    cache = elf_cache(None)
     errors = infos = 0
     for mutant, path in zip(items, paths):
         try:

@@ -18,7 +18,7 @@ import pytest
 import tritondoctor.elf as elf_module
 from elf_fixtures import Fixtures, have_gcc, mark_version_need_weak, version_needs
 from oracle import OracleResult, RTLD, canonical, compare, trace
-from tritondoctor.elf import ElfCache
+from tritondoctor.elf import elf_cache
 from tritondoctor.loader import Library, LoaderEnv, ResolvedTree, resolve
 
 pytestmark = [
@@ -36,7 +36,7 @@ def fx(tmp_path: Path) -> Fixtures:
 def private_elf_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh in-memory ELF cache per test: fixtures are rebuilt and replaced in place, and
     their parsed facts have no business in the user's on-disk cache."""
-    monkeypatch.setattr(elf_module, "_default_cache", ElfCache(None))
+    monkeypatch.setattr(elf_module, "_default_cache", elf_cache(None))
 
 
 def agree(

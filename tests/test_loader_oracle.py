@@ -35,7 +35,7 @@ import pytest
 import tritondoctor.elf as elf_module
 from elf_fixtures import Fixtures, have_gcc
 from oracle import RTLD, Comparison, OracleResult, compare, system_shared_objects, trace
-from tritondoctor.elf import ElfCache
+from tritondoctor.elf import elf_cache
 from tritondoctor.loader import LoaderEnv, ResolvedTree, resolve
 
 pytestmark = pytest.mark.skipif(not os.path.exists(RTLD), reason=f"the oracle is x86-64 glibc's {RTLD}")
@@ -50,7 +50,7 @@ def private_elf_cache() -> Iterator[None]:
     """One in-memory ELF cache for the module: every run parses from scratch (what a fresh
     machine does), and the decoy and prefix copies stay out of the user's on-disk cache."""
     saved = elf_module._default_cache
-    elf_module._default_cache = ElfCache(None)
+    elf_module._default_cache = elf_cache(None)
     yield
     elf_module._default_cache = saved
 

@@ -6,13 +6,11 @@ library on a search path is a finding, not a crash.
 
 from __future__ import annotations
 
-import atexit
-import json
 import os
-import tempfile
-import threading
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from tritondoctor.cache import JsonCache, cache_dir
 
 DF_1_NODEFLIB = 0x800
 VER_FLG_BASE = 0x1  # <elf.h>; pyelftools itself is imported only on a cache miss (~60 ms)
@@ -245,86 +243,6 @@ def _identity(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
-class ElfCache:
-    """Parsed ELF facts keyed by file identity (device, inode, size, mtime), in memory and on disk.
-
-    The disk copy lives in $TRITONDOCTOR_CACHE_DIR or $XDG_CACHE_HOME/tritondoctor; set
-    TRITONDOCTOR_CACHE_DIR to an empty string to disable it.
-    """
-
-    def __init__(self, directory: str | None) -> None:
-        self._directory = directory
-        self._memory: dict[str, dict[str, Any]] = {}
-        self._dirty = False
-        self._loaded = False
-        self._save_at_exit = False
-        self._used: set[str] = set()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def default(cls) -> "ElfCache":
-        configured = os.environ.get("TRITONDOCTOR_CACHE_DIR")
-        if configured is not None:
-            return cls(configured or None)
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return cls(os.path.join(base, "tritondoctor"))
-
-    @property
-    def _file(self) -> str | None:
-        return os.path.join(self._directory, f"elf-v{CACHE_FORMAT}.json") if self._directory else None
-
-    def _load(self) -> None:
-        self._loaded = True
-        if not self._file:
-            return
-        try:
-            with open(self._file, encoding="utf-8") as fh:
-                data = json.load(fh)
-            if isinstance(data, dict):
-                self._memory.update(data)
-        except (OSError, ValueError):
-            pass
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            if not self._loaded:
-                self._load()
-            hit = self._memory.get(key)
-            if hit is not None:
-                self._used.add(key)
-            return hit
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        with self._lock:
-            self._memory[key] = value
-            self._used.add(key)
-            if not self._dirty and self._file and not self._save_at_exit:
-                # Written once when the process ends, not after every lookup: rewriting the
-                # whole file per resolve made N resolves in one process cost O(N^2).
-                atexit.register(self.save)
-                self._save_at_exit = True
-            self._dirty = True
-
-    def save(self) -> None:
-        """Write the disk copy atomically; a cache that cannot be written is silently skipped."""
-        with self._lock:
-            if not self._dirty or not self._file:
-                return
-            try:
-                os.makedirs(self._directory or ".", exist_ok=True)
-                # Least recently used first, so the file stays small enough to load in a few ms:
-                # entries this run used go to the end, the oldest beyond the cap are dropped.
-                order = [k for k in self._memory if k not in self._used] + [k for k in self._memory if k in self._used]
-                kept = {k: self._memory[k] for k in order[-MAX_CACHED_FILES:]}
-                fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=".elf-cache-")
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(kept, fh, separators=(",", ":"))
-                os.replace(tmp, self._file)
-                self._dirty = False
-            except OSError:
-                pass
-
-
 def _to_cacheable(info: ElfInfo | ElfError) -> dict[str, Any]:
     if isinstance(info, ElfError):
         return {"error": info.reason}
@@ -361,17 +279,22 @@ def _from_cacheable(path: str, data: dict[str, Any]) -> ElfInfo | ElfError:
     )
 
 
-_default_cache: ElfCache | None = None
+_default_cache: JsonCache | None = None
 
 
-def default_cache() -> ElfCache:
+def elf_cache(directory: str | None) -> JsonCache:
+    """Parsed ELF facts keyed by file identity (device, inode, size, mtime); None: memory only."""
+    return JsonCache(directory, f"elf-v{CACHE_FORMAT}.json", MAX_CACHED_FILES)
+
+
+def default_cache() -> JsonCache:
     global _default_cache
     if _default_cache is None:
-        _default_cache = ElfCache.default()
+        _default_cache = elf_cache(cache_dir())
     return _default_cache
 
 
-def read_elf(path: str, cache: ElfCache | None = None) -> ElfInfo | ElfError:
+def read_elf(path: str, cache: JsonCache | None = None) -> ElfInfo | ElfError:
     """Read the loader-relevant facts of `path`. Never raises."""
     cache = cache if cache is not None else default_cache()
     try:

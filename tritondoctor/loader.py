@@ -686,7 +686,7 @@ def resolve(path: str, env: LoaderEnv, run_as: str | None = None) -> ResolvedTre
         tree = _Resolver(env).run(path, run_as)
     except RecursionError:  # pragma: no cover - the walk is iterative; kept as a last guard
         tree = ResolvedTree(file=path, errors=[f"{path}: dependency graph too deep"])
-    return tree  # the parsed-ELF disk cache is written once, at exit (ElfCache.put)
+    return tree  # the parsed-ELF disk cache is written once, at exit (JsonCache.put)
 
 
 def search_library(name: str, env: LoaderEnv) -> Library:

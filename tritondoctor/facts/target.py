@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from tritondoctor.cache import JsonCache, cache_dir
+
 # Distributions whose installed versions checks care about (PEP 503 normalised names).
 WATCHED_DISTRIBUTIONS = (
     "nvidia-pytriton", "numpy", "pyzmq", "torch", "tritonclient", "pip", "psutil",
@@ -180,12 +182,14 @@ def _stamp(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _cache_file() -> str | None:
-    configured = os.environ.get("TRITONDOCTOR_CACHE_DIR")
-    if configured is not None:
-        return os.path.join(configured, "probe-v2.json") if configured else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "tritondoctor", "probe-v2.json")
+_probe_cache: JsonCache | None = None
+
+
+def _cache() -> JsonCache:
+    global _probe_cache
+    if _probe_cache is None:
+        _probe_cache = JsonCache(cache_dir(), "probe-v2.json", MAX_CACHED_PROBES)
+    return _probe_cache
 
 
 def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
@@ -197,43 +201,15 @@ def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
 def _cached_probe(key: str) -> dict[str, Any] | None:
     """A previous probe of the same interpreter, valid while none of the files and directories it
     depends on changed (installing or removing a package changes its site-packages directory)."""
-    path = _cache_file()
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            entry = json.load(fh).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
+    entry = _cache().get(key)
     if not entry or any(_stamp(p) != stamp for p, stamp in entry["watch"].items()):
         return None
     return entry["data"]
 
 
 def _store_probe(key: str, executable: str, data: dict[str, Any]) -> None:
-    path = _cache_file()
-    if not path:
-        return
     watched = [executable, os.path.realpath(executable), os.path.join(data["prefix"], "pyvenv.cfg"), *data["sys_path"]]
-    entry = {"watch": {p: _stamp(p) for p in watched}, "data": data}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            table = json.load(fh)
-        if not isinstance(table, dict):
-            table = {}
-    except (OSError, ValueError):
-        table = {}
-    table.pop(key, None)
-    table[key] = entry
-    table = dict(list(table.items())[-MAX_CACHED_PROBES:])  # most recently probed last
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(table, fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    _cache().put(key, {"watch": {p: _stamp(p) for p in watched}, "data": data})
 
 
 def probe(executable: str, environ: Mapping[str, str], selected_by: str = "") -> TargetPython:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Mapping, TextIO
 
+from tritondoctor.cache import user_cache_base
 from tritondoctor.findings import Finding, Status, worst
 from tritondoctor.smoke import diagnose as dx
 from tritondoctor.smoke import model_script
@@ -585,8 +586,7 @@ def _make_workdir() -> str:
 
 def default_log_path() -> str:
     """$XDG_CACHE_HOME/tritondoctor/smoke/smoke-<time>-<pid>.log, keeping the newest few."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "tritondoctor", "smoke")
+    directory = os.path.join(user_cache_base(), "tritondoctor", "smoke")
     name = f"smoke-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     try:
         os.makedirs(directory, exist_ok=True)
