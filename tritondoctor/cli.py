@@ -74,9 +74,11 @@ def check(
     from tritondoctor.snapshot import CheckOptions, take_snapshot
 
     options = CheckOptions(ports=_parse_ports(ports), cpu_ok=cpu_ok, verbose=verbose)
-    unknown = sorted(set(only) - set(check_ids()))
-    if unknown:
-        raise UsageFailure(f"--only: unknown check id {', '.join(unknown)} (known: {', '.join(check_ids())})")
+    if only:
+        known = check_ids()
+        unknown = sorted(set(only) - set(known))
+        if unknown:
+            raise UsageFailure(f"--only: unknown check id {', '.join(unknown)} (known: {', '.join(known)})")
     try:
         snap = take_snapshot(python=python, options=options)
     except TargetError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 from tritondoctor import ldcache
@@ -100,6 +101,8 @@ def _glibc_version() -> tuple[int, int]:
         return (2, 38)
 
 
+# Facts of the machine, not of the environment: read once per process (fix derives many snapshots).
+@lru_cache(maxsize=None)
 def _system_dirs_from_loader(path: str, machine: str) -> tuple[str, ...]:
     """The loader's compiled-in default directories, read from its own string table.
 
@@ -118,15 +121,16 @@ def _system_dirs_from_loader(path: str, machine: str) -> tuple[str, ...]:
     return ("/lib64", "/usr/lib64") if machine in ("x86_64", "aarch64") else ("/lib", "/usr/lib")
 
 
-def _cpu_flags() -> set[str]:
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def _active_hwcaps(machine: str) -> tuple[str, ...]:
