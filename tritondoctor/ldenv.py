@@ -65,7 +65,7 @@ class LoaderEnv:
             hwcaps_subdirs=_active_hwcaps(machine),
             legacy_subdirs=_legacy_subdirs(machine, glibc),
             dst_lib=system_dirs[0].strip("/") if system_dirs else "lib",
-            platform=machine,
+            platform=_platform(machine),
             preload_file=_read_preload_file(os.path.join(root, "etc/ld.so.preload")),
         )
 
@@ -133,6 +133,35 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@lru_cache(maxsize=1)
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+# glibc's x86 init_cpu_features replaces the kernel's AT_PLATFORM on Intel CPUs: "xeon_phi" with
+# AVX512ER/PF, else "haswell" with the Haswell feature set (sysdeps/x86/cpu-features.c).
+_HASWELL_FLAGS = frozenset({"avx2", "fma", "bmi1", "bmi2", "abm", "movbe", "popcnt"})
+
+
+def _platform(machine: str) -> str:
+    """What $PLATFORM (and the legacy platform subdirectory) expands to."""
+    if machine != "x86_64" or _cpu_vendor() != "GenuineIntel":
+        return machine
+    flags = _cpu_flags()
+    if {"avx512cd", "avx512er", "avx512pf"} <= flags:
+        return "xeon_phi"
+    if _HASWELL_FLAGS <= flags:
+        return "haswell"
+    return machine
+
+
 def _active_hwcaps(machine: str) -> tuple[str, ...]:
     if machine != "x86_64":
         return ()
@@ -150,7 +179,8 @@ def _legacy_subdirs(machine: str, glibc: tuple[int, int]) -> tuple[str, ...]:
     hwcap names and the platform, largest first, in the loader's order."""
     if glibc >= (2, 37) or machine != "x86_64":
         return ("",)
-    components = ["tls", "x86_64", machine]
+    # tls, the platform (AT_PLATFORM), then the hwcap names; the platform may itself be "x86_64".
+    components = ["tls", _platform(machine), "x86_64"]
     if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= _cpu_flags():
         components.insert(2, "avx512_1")
     subdirs = []
