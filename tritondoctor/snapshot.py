@@ -23,6 +23,7 @@ from tritondoctor.facts.libpython import LibpythonFacts
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.system import SystemFacts
 from tritondoctor.facts.target import TargetError, TargetPython
+from tritondoctor.options import DEFAULT_PORTS, CheckOptions  # noqa: F401 - re-exported
 from tritondoctor.loader import Library, LoaderEnv, ResolvedTree, resolve, search_library
 
 if TYPE_CHECKING:
@@ -30,19 +31,10 @@ if TYPE_CHECKING:
     from tritondoctor.facts.gpu import GpuFacts
     from tritondoctor.facts.runtime import RuntimeFacts
 
-DEFAULT_PORTS = (8000, 8001, 8002)
-
 # Keys of Snapshot.resolutions: the three binaries PyTriton runs or loads.
 TRITONSERVER = "tritonserver"
 PYTHON_BACKEND = "python_backend"
 STUB = "stub"
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    ports: tuple[int, ...] = DEFAULT_PORTS
-    cpu_ok: bool = False
-    verbose: bool = False
 
 
 @dataclass(frozen=True)

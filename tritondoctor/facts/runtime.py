@@ -35,7 +35,7 @@ from tritondoctor.facts import pytriton as pytriton_facts
 if TYPE_CHECKING:
     from tritondoctor.facts.pytriton import PyTritonInstall
     from tritondoctor.facts.target import TargetPython
-    from tritondoctor.snapshot import CheckOptions
+    from tritondoctor.options import CheckOptions
 
 SHM_DIR = "/dev/shm"
 PYTHON_BACKEND_SHM_PREFIX = "triton_python_backend_shm_region_"

@@ -8,7 +8,7 @@
 started is ended and KeyboardInterrupt propagates (exit 130, EXIT_INTERRUPTED).
 """
 
-from tritondoctor.smoke.report import render
+from tritondoctor.render.smoke import render
 from tritondoctor.smoke.runner import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -45,6 +46,27 @@ def _console(stderr: bool = False):  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------------------------------------
 # fix
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    python: str | None
+    yes: bool
+    dry_run: bool
+    json_out: bool
+    undo: bool
+    force: bool
+    packages: tuple[str, ...]
+    no_smoke: bool
+
+    @classmethod
+    def from_options(cls, **kw: Any) -> "FixRequest":
+        return cls(**kw)
+
+
+def run_fix(req: FixRequest) -> int:
+    return fix_command(req.python, req.yes, req.dry_run, req.json_out, req.undo, req.force, list(req.packages),
+                       req.no_smoke)
 
 
 def fix_command(

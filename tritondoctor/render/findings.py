@@ -1,24 +1,19 @@
-"""Rendering findings and resolution trees: rich for people, JSON for machines."""
+"""Findings: rich for people, JSON for machines."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from tritondoctor import __version__
+from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS
 from tritondoctor.findings import Finding, Status, worst
+from tritondoctor.render.marks import MARKS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tritondoctor.loader import Library, ResolvedTree
     from tritondoctor.snapshot import Snapshot
 
-MARKS = {
-    Status.OK: "[green]✓[/]",
-    Status.WARN: "[yellow]![/]",
-    Status.ERROR: "[red]✗[/]",
-    Status.SKIP: "[dim]–[/]",
-}
 
 
 def findings_json(snap: "Snapshot", findings: list[Finding]) -> dict[str, Any]:
@@ -34,7 +29,7 @@ def findings_json(snap: "Snapshot", findings: list[Finding]) -> dict[str, Any]:
 
 
 def exit_code(findings: list[Finding]) -> int:
-    return 1 if any(f.status is Status.ERROR for f in findings) else 0
+    return EXIT_PROBLEMS if any(f.status is Status.ERROR for f in findings) else EXIT_OK
 
 
 def render_findings(console: "Console", snap: "Snapshot", findings: list[Finding], verbose: bool = False) -> None:
@@ -91,59 +86,3 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"{key}: {value}")
     return lines
-
-
-def render_tree(console: "Console", tree: "ResolvedTree") -> None:
-    """The resolution as libtree shows it, but with every library (libc and libstdc++ included),
-    the reason for each edge, and failing edges in red."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
-    missing_versions: dict[str, list[str]] = {}
-    for miss in tree.version_errors:
-        missing_versions.setdefault(miss.file, []).append(f"{miss.version} (required by {miss.required_by})")
-    root = Tree(f"[bold]{escape(tree.file)}[/]")
-    for error in tree.errors:
-        if "cannot open shared object file" not in error:
-            root.add(f"[red]{escape(error)}[/]")
-    shown: set[str] = set()
-
-    def label(kind: str, name: str, lib: "Library", repeat: bool) -> str:
-        if lib.path is None:
-            colour = "yellow" if lib.optional else "red"
-            extra = " (auxiliary filter: optional)" if lib.optional else ""
-            text = f"[{colour}]{escape(name)} => not found{extra}[/]"
-            for rejected in lib.rejected:
-                text += f"\n[dim]  rejected {escape(rejected.path)}: {escape(rejected.reason)}[/]"
-            return text
-        bad = lib.path in missing_versions
-        if repeat and not bad:
-            return f"[dim]{escape(name)} (already loaded)[/]"
-        colour = "red" if bad else "green"
-        text = f"[{colour}]{escape(name)}[/] => {escape(lib.path)} [dim]({escape(lib.how)}{', ' + kind if kind != 'needed' else ''})[/]"
-        if bad and not repeat:
-            for miss in missing_versions[lib.path]:
-                text += f"\n[red]  version {escape(miss)} not found[/]"
-        return text
-
-    def add(branch: Tree, requester: str) -> None:
-        for kind, name, lib in tree.edges.get(requester, []):
-            repeat = lib.path is not None and lib.path in shown
-            node = branch.add(label(kind, name, lib, repeat))
-            if lib.path and not repeat:
-                shown.add(lib.path)
-                add(node, lib.path)
-
-    main_path = next(iter(tree.edges), tree.file)
-    shown.add(main_path)
-    add(root, main_path)
-    console.print(root)
-    for warning in tree.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    if tree.ok:
-        console.print("[green]every library resolves and every symbol version is provided[/]")
-    else:
-        console.print(
-            f"[red]{len(tree.missing)} not found, {len(tree.version_errors)} missing symbol version"
-            f"{'s' * (len(tree.version_errors) != 1)}[/]"
-        )

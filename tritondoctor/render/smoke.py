@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from tritondoctor.findings import Finding, Status
+from tritondoctor.render.marks import MARKS as _MARK
 
 if TYPE_CHECKING:
     from tritondoctor.smoke.runner import SmokeResult
 
-_MARK = {Status.OK: "[green]✓[/]", Status.WARN: "[yellow]![/]", Status.ERROR: "[red]✗[/]", Status.SKIP: "[dim]-[/]"}
 
 
 def _s(value: float | None) -> str:

@@ -1,0 +1,20 @@
+"""The subcommands, one module each. A module defines `register(app)`, which declares its typer
+command; heavy imports happen inside the command function, so start-up pays only for typer.
+
+Adding a command = one module here + one name in COMMANDS (the order of `--help`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+
+COMMANDS = ("check", "tree", "fix", "env", "smoke", "version")
+
+
+def register_all(app: "typer.Typer") -> None:
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(app)

@@ -1,0 +1,46 @@
+"""`tritondoctor check`: snapshot → declared checks → findings → report. Nothing is executed."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(check)
+
+
+def check(
+    python: Optional[str] = typer.Option(None, "--python", help="Interpreter of the environment to inspect."),
+    json_out: bool = typer.Option(False, "--json", help="Print findings as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the evidence behind each finding."),
+    cpu_ok: bool = typer.Option(False, "--cpu-ok", help="A machine without a GPU is fine (CPU-only models)."),
+    ports: str = typer.Option("8000,8001,8002", "--ports", help="Ports PyTriton will bind."),
+    only: List[str] = typer.Option([], "--only", help="Run only these check ids (repeatable)."),
+) -> int:
+    """Static diagnosis of the environment: nothing is started or executed."""
+    from tritondoctor.commands.common import console, parse_ports, print_json
+    from tritondoctor.errors import UsageError
+    from tritondoctor.facts.target import TargetError
+    from tritondoctor.options import CheckOptions
+    from tritondoctor.registry import check_ids, run_checks
+    from tritondoctor.render.findings import exit_code, findings_json, render_findings
+    from tritondoctor.snapshot import take_snapshot
+
+    options = CheckOptions(ports=parse_ports(ports), cpu_ok=cpu_ok, verbose=verbose)
+    if only:
+        known = check_ids()
+        unknown = sorted(set(only) - set(known))
+        if unknown:
+            raise UsageError(f"--only: unknown check id {', '.join(unknown)} (known: {', '.join(known)})")
+    try:
+        snap = take_snapshot(python=python, options=options)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    findings = run_checks(snap, only=set(only) or None)
+    if json_out:
+        print_json(findings_json(snap, findings))
+    else:
+        render_findings(console(), snap, findings, verbose=verbose)
+    return exit_code(findings)
