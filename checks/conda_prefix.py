@@ -14,6 +14,8 @@ import shlex
 from typing import Any
 
 from tritondoctor.checks._envpath import hooks_fix, plural, where
+
+from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.conda import CondaFacts, HookScript
 from tritondoctor.facts.shellvars import ShellAction
 from tritondoctor.findings import Finding, FixHint, Status
@@ -255,3 +257,6 @@ def _state(facts: CondaFacts) -> dict[str, Any]:
         "base_source": facts.base_source,
     }
 
+
+CHECK = CheckSpec(ID, AREA, run,
+                  summary="CONDA_PREFIX vs the target, CONDA_SHLVL, activate.d scripts that touch LD_LIBRARY_PATH")

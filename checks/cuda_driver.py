@@ -3,8 +3,15 @@ that tritonserver will dlopen under the environment PyTriton gives it?"""
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts import gpu as gpu_facts
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "cuda-driver"
@@ -131,3 +138,20 @@ def run(snap: Snapshot) -> list[Finding]:
                                         f"NVML not asked ({gpu.nvml_error}); version from the kernel module."),
                                 evidence=evidence))
     return findings
+
+
+SIGNATURES = (
+    sig(r"Driver/library version mismatch", 17, fast_fail=True,
+        cause="the NVIDIA kernel module and the user-space driver libraries are of different versions"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    title = "the NVIDIA kernel module and the user-space driver differ (Driver/library version mismatch)"
+    fix = FixHint("driver-mismatch", "the driver was updated without a reboot: reboot (or reload the nvidia kernel modules)",
+                  ("cat /proc/driver/nvidia/version", "nvidia-smi", "sudo reboot"))
+    return Finding(ID, Status.ERROR, title, "", log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(15, 17, 18),
+                  summary="driver and NVML, WSL's libcuda")

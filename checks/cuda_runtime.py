@@ -6,7 +6,14 @@ The runtime version is read statically from the file auditwheel put in `nvidia_p
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "cuda-runtime"
@@ -146,3 +153,21 @@ def run(snap: Snapshot) -> list[Finding]:
                      f"sudo apt install cuda-compat-{rt[0]}-{rt_minor[1]} and put /usr/local/cuda-{rt[0]}.{rt_minor[1]}/compat "
                      "first on LD_LIBRARY_PATH")),
     )]
+
+
+SIGNATURES = (
+    sig(r"CUDA driver version is insufficient for CUDA runtime version", 16, gpu_only=True,
+        cause="the NVIDIA driver is older than the CUDA runtime tritonserver was built with "
+              "(on a host without a GPU the server prints this harmlessly)"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    title = "the NVIDIA driver is too old for the CUDA runtime bundled with tritonserver"
+    fix = FixHint("upgrade-driver", "install a driver that supports the bundled CUDA (nvidia-smi shows what the driver supports)",
+                  ("nvidia-smi", "tritondoctor check", "# or run on the CPU: export CUDA_VISIBLE_DEVICES="))
+    return Finding(ID, Status.ERROR, title, "", log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(16,),
+                  summary="the bundled CUDA runtime vs the driver")

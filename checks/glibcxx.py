@@ -8,10 +8,21 @@ and CXXABI_1.3.13 (GCC 12). GLIBC_* misses mean the operating system itself is t
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Sequence
 
-from tritondoctor.findings import Finding, FixHint, Status
-from tritondoctor.gcc_abi import conda_spec, is_libstdcxx_version, minimum_gcc, version_key
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
+from tritondoctor.findings import Finding, FixHint, Status, SymbolVersionNeed
+from tritondoctor.gcc_abi import (
+    conda_spec,
+    is_libstdcxx_version,
+    minimum_gcc,
+    version_key,
+)
 from tritondoctor.loader import Library, ResolvedTree
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "glibcxx"
@@ -75,6 +86,7 @@ def run(snap: Snapshot) -> list[Finding]:
                 detail=f"The binaries need {need}. An older libstdc++.so.6 found earlier on the search path shadows the newer one.",
                 evidence=evidence,
                 fix=FixHint("libstdcxx", f"provide {need} ahead of {provider}", tuple(commands)),
+                need=SymbolVersionNeed("libstdc++.so.6", tuple(libstdcxx), provider),
             ))
         if glibc:
             findings.append(Finding(
@@ -93,3 +105,26 @@ def run(snap: Snapshot) -> list[Finding]:
                 fix=FixHint("libs", "put a newer build of this library first on the search path", ()),
             ))
     return findings
+
+
+SIGNATURES = (
+    sig(r"(\S*libstdc\+\+\.so[.\d]*)?:? ?version [`'‘]((?:GLIBCXX|CXXABI)_[\d.]+)['’] not found", 6, 7, fast_fail=True,
+        cause="an older libstdc++.so.6 (often a conda env's libstdcxx-ng < 12) is found before the system's newer one"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    first = matches[0]
+    library, version = (first.groups + ("", ""))[:2]
+    title = f"libstdc++ is too old: {version} not found" + (f" in {library}" if library else "")
+    commands = ["tritondoctor check"]
+    if obs.interpreter.env_kind == "conda":
+        commands.insert(0, "conda install -c conda-forge 'libstdcxx-ng>=12'")
+    fix = FixHint("libstdcxx", "load a libstdc++ at least as new as the one tritonserver was built with", tuple(commands))
+    detail = ("A library earlier on the loader path (often a conda env's or an LD_LIBRARY_PATH entry) shadows the "
+              "system's newer libstdc++.")
+    return Finding(ID, Status.ERROR, title, detail, log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, loader=True, signatures=SIGNATURES, from_log=from_log, rows=(6, 7),
+                  summary="every missing GLIBCXX / CXXABI / GLIBC version in the closure; who shadows the good libstdc++")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 
+from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.gpu import GpuDevice, GpuFacts
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot
@@ -198,3 +199,7 @@ def run(snap: Snapshot) -> list[Finding]:
         findings.append(Finding(ID, Status.OK, f"NVIDIA driver {version}, GPU device nodes: {nodes}",
                                 detail=f"NVML gave no device list ({gpu.nvml_error})." if gpu.nvml_error else ""))
     return findings
+
+
+CHECK = CheckSpec(ID, AREA, run, rows=(15,),
+                  summary="devices, MIG and CUDA_VISIBLE_DEVICES")

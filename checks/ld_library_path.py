@@ -21,6 +21,8 @@ from tritondoctor.checks._envpath import (
     supplied_by_entry,
     where,
 )
+
+from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.conda import CondaFacts, LibraryCopy, PathEntry
 from tritondoctor.facts.shellvars import ShellAction
 from tritondoctor.findings import Finding, Status
@@ -305,3 +307,6 @@ def _names(copies: tuple[LibraryCopy, ...]) -> str:
     names = [c.name for c in copies]
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
+
+CHECK = CheckSpec(ID, AREA, run,
+                  summary="empty entries, missing directories, other/base conda envs, duplicates, shadowing entries")

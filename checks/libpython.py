@@ -10,10 +10,18 @@ C code against the interpreter's 3.11.7 standard library and models fail in odd 
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any, Sequence
 
 from tritondoctor.checks._envpath import loader_path_fix
-from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import loader_path_fix as interp_loader_fix
+from tritondoctor.checks._logs import log_evidence, same_file, short
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
+from tritondoctor.findings import Finding, FixHint, LoaderPathNeed, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import STUB, Snapshot
 
 ID = "libpython"
@@ -67,6 +75,7 @@ def run(snap: Snapshot) -> list[Finding]:
                    f"{own_dir}, which neither LD_LIBRARY_PATH nor the loader cache names." + libdir_note,
             evidence=evidence,
             fix=loader_path_fix(snap, [own_dir], f"put {own_dir} first on LD_LIBRARY_PATH when this environment is active"),
+            need=LoaderPathNeed(own_dir, facts.needed),
         )]
 
     if facts.same_file:
@@ -98,6 +107,7 @@ def run(snap: Snapshot) -> list[Finding]:
                f"'_recursion_count'\" or \"No module named '_ctypes'\"." + libdir_note,
         evidence=evidence,
         fix=loader_path_fix(snap, [own_dir] if own_dir else [], f"put {own_dir} first on LD_LIBRARY_PATH when this environment is active"),
+        need=LoaderPathNeed(own_dir, facts.needed) if own_dir else None,
     )]
 
 
@@ -108,3 +118,51 @@ def _chain(facts) -> list[str]:  # type: ignore[no-untyped-def]
     steps = [f"{lib.name} => {lib.path or 'not found'} ({lib.how})"]
     steps += [f"rejected {r.path}: {r.reason}" for r in lib.rejected]
     return steps
+
+
+SIGNATURES = (
+    sig(r"(libpython3\.\d+[a-z]*\.so(?:\.[\d.]+)?): cannot open shared object file", 1, 23, fast_fail=True,
+        cause="the stub links libpythonX.Y.so.1.0 and the loader finds no copy on its path"),
+    sig(r"'_thread\.RLock' object has no attribute '_recursion_count'", 2, fast_fail=True,
+        cause="the stub loaded another build of libpython than the interpreter's standard library belongs to"),
+    sig(r"No module named '_ctypes'", 3, fast_fail=True,
+        cause="a mixed Python build: the stub's libpython and the standard library come from different installs"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    interp = obs.interpreter
+    first = matches[0]
+    wanted = interp.own_libpython
+    loaded = {p: v for p, v in obs.stub_libpython.items() if not wanted or not same_file(p, wanted)}
+    evidence: dict[str, Any] = log_evidence(matches, interpreter=interp.python, version=interp.version,
+                                            libdir=interp.libdir, own_libpython=wanted)
+    if obs.stub_libpython:
+        evidence["stub_loaded"] = obs.stub_libpython
+    missing = first.groups[0] if first.groups and first.groups[0].startswith("libpython") else None
+    if missing:
+        title = f"the Python backend stub cannot find {missing}"
+        detail = (f"PyTriton's stub links against {missing}; the loader looks on LD_LIBRARY_PATH and in the system's "
+                  f"cache, and this interpreter's copy in {interp.libdir or '(unknown)'} is in neither.")
+    else:
+        if loaded:
+            path, version = next(iter(loaded.items()))
+            title = (f"the Python backend stub loaded {path} ({version or 'unknown version'}) instead of this "
+                     f"interpreter's libpython ({interp.version})")
+        else:
+            title = f"the Python backend stub runs with a libpython that does not match this interpreter ({interp.version})"
+        detail = ("PyTriton's stub links against libpython; the loader gave it another Python's library, whose "
+                  f"build does not fit this interpreter's standard library ({short(first.line, 160)}).")
+    if not interp.enable_shared or not wanted:
+        fix = FixHint("rebuild-python", "this interpreter has no shared libpython: use a Python built with --enable-shared",
+                      ("# pyenv: env PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install --force "
+                       + (interp.version or "3.X.Y"),))
+        return Finding(ID, Status.ERROR, title, detail, evidence, fix, SMOKE_AREA)
+    directory = os.path.dirname(wanted)
+    fix = interp_loader_fix(interp, directory,
+                            f"put {directory} first on the loader path so the stub finds {os.path.basename(wanted)}")
+    return Finding(ID, Status.ERROR, title, detail, evidence, fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, loader=True, signatures=SIGNATURES, from_log=from_log, rows=(1, 2, 3, 22, 23),
+                  summary="what the stub's libpythonX.Y.so.1.0 resolves to vs the interpreter's own")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "libs"
@@ -43,3 +50,20 @@ def run(snap: Snapshot) -> list[Finding]:
         findings.append(Finding(ID, Status.OK, f"all {total} libraries of the PyTriton binaries resolve",
                                 evidence={k: len(t.libraries) for k, t in snap.resolutions.items()}))
     return findings
+
+
+SIGNATURES = (
+    sig(r"([\w.+-]+\.so[\w.]*): cannot open shared object file", fast_fail=True,
+        cause="a library the server, backend or stub links is on no directory the loader searches"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    names = sorted({m.groups[0] for m in matches if m.groups})
+    title = "a shared library could not be found: " + ", ".join(names)
+    fix = FixHint("libs", "find which directory should provide it and put that on the loader path", ("tritondoctor check",))
+    return Finding(ID, Status.ERROR, title, "", log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, loader=True, signatures=SIGNATURES, from_log=from_log,
+                  summary="any other library that does not resolve")

@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 from tritondoctor.checks import _versions as versions
+
+from tritondoctor.checkspec import CheckSpec
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot
 
@@ -120,3 +122,7 @@ def run(snap: Snapshot) -> list[Finding]:
         findings.append(Finding(ID, Status.OK, f"{system.os_name}, {machine}, glibc {_glibc_text(glibc)}{wheel}",
                                 evidence=evidence))
     return findings
+
+
+CHECK = CheckSpec(ID, AREA, run, rows=(4, 5, 19),
+                  summary="OS, architecture, glibc vs the wheel's manylinux tag, pip's silent fallback, old pip")

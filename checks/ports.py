@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import errno
+from typing import Sequence
 
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.runtime import Listener, PortState
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import DEFAULT_PORTS, Snapshot
 
 ID = "ports"
@@ -89,3 +95,23 @@ def run(snap: Snapshot) -> list[Finding]:
     busy = set(runtime.listening_ports) | {s.port for s in taken}
     suggestion = free_ports(busy)
     return [_finding(snap, state, suggestion) for state in taken]
+
+
+SIGNATURES = (
+    sig(r"Socket '([^']+)' already in use", 13, fast_fail=True, cause="another process holds one of the server's ports"),
+    sig(r"[Aa]ddress already in use", 13, fast_fail=True, cause="another process holds one of the server's ports"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    sockets = sorted({m.groups[0] for m in matches if m.groups and m.groups[0]})
+    port = sockets[0].rsplit(":", 1)[-1] if sockets else ""
+    title = "a server port is already in use" + (f": {', '.join(sockets)}" if sockets else "")
+    commands = (f"ss -ltnp 'sport = :{port}'",) if port else ("ss -ltnp",)
+    fix = FixHint("ports", "stop the process that holds the port, or give PyTriton other ports "
+                           "(TritonConfig(http_port=..., grpc_port=..., metrics_port=...))", commands)
+    return Finding(ID, Status.ERROR, title, "", log_evidence(matches, ports=obs.ports), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(13,),
+                  summary="the HTTP, gRPC and metrics ports are free to bind")

@@ -8,11 +8,18 @@ the proxy model the python-backend stub runs imports zmq and numpy in the same e
 
 from __future__ import annotations
 
+import re
 import shlex
+from typing import Sequence
 
 from tritondoctor.checks import _versions as versions
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence, python_command
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.target import WATCHED_DISTRIBUTIONS, TargetPython
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "python-deps"
@@ -92,3 +99,29 @@ def run(snap: Snapshot) -> list[Finding]:
                  f"nvidia-pytriton {pytriton.version} declares none of the dependencies this check reads")
         findings.append(Finding(ID, Status.OK, title, evidence={"checked": checked, "requires": list(pytriton.requires)}))
     return findings
+
+
+SIGNATURES = (
+    sig(r"missing required packages.*?Missing modules ([\w, ]+)", 9, cause="PyTriton's model proxy needs packages the env lacks"),
+    sig(r"No module named '([\w.]+)'", 9, cause="a module the stub or the model imports is not installed in the env"),
+)
+# Import names whose pip package is called differently.
+_PIP_NAMES = {"zmq": "pyzmq", "yaml": "pyyaml", "google": "protobuf", "sh": "sh", "numpy": "numpy"}
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    modules: list[str] = []
+    for match in matches:
+        for name in re.split(r"[,\s]+", match.groups[0] if match.groups else ""):
+            top = name.split(".")[0]
+            if top and top not in modules:
+                modules.append(top)
+    packages = [_PIP_NAMES.get(m, m) for m in modules]
+    title = "Python modules are missing: " + ", ".join(modules) if modules else "Python packages PyTriton needs are missing"
+    fix = FixHint("install-deps", "install them into this environment",
+                  (f"{python_command(obs.interpreter)} -m pip install " + " ".join(packages or ["numpy", "pyzmq"]),))
+    return Finding(ID, Status.ERROR, title, "", log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(9, 21),
+                  summary="numpy / pyzmq in the target env, the numpy<2 pin, Python 3.13 with 0.7.0")

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Sequence
 
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence, python_command
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "pytriton"
@@ -70,3 +77,38 @@ def run(snap: Snapshot) -> list[Finding]:
                                 f"nvidia-pytriton {install.version} with tritonserver, python backend and the Python {target.minor} stub",
                                 evidence=evidence))
     return findings
+
+
+SIGNATURES = (
+    sig(r"Failed to initialize stub, stub process exited unexpectedly", 8, fast_fail=True,
+        cause="the stub could not start: no stub for this Python's minor, or one that cannot load"),
+)
+
+
+def stub_minor(matches: Sequence[Match]) -> str | None:
+    """The Python minor of the libpython a stub asked for, as a log line names it."""
+    for match in matches:
+        found = re.match(r"libpython(3\.\d+)", match.groups[0] if match.groups else "")
+        if found:
+            return found.group(1)
+    return None
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    interp = obs.interpreter
+    minor = stub_minor(matches)
+    if minor and interp.minor and minor != interp.minor:
+        title = f"the server ran the Python backend stub built for Python {minor}, but the interpreter is {interp.minor}"
+    else:
+        title = "the Python backend stub exited while the model was loading (Failed to initialize stub)"
+    detail = ("PyTriton copies the stub for the running Python's minor version; a stub for another minor, or one "
+              "that cannot start, makes every model load fail.")
+    pin = f"=={interp.pytriton}" if interp.pytriton else ""
+    fix = FixHint("reinstall-pytriton", "reinstall nvidia-pytriton for this interpreter, then re-check",
+                  (f"{python_command(interp)} -m pip install --force-reinstall --no-deps nvidia-pytriton{pin}",
+                   "tritondoctor check"))
+    return Finding(ID, Status.ERROR, title, detail, log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, log_is_consequence=True, rows=(8,),
+                  summary="nvidia-pytriton installed; tritonserver, python backend and the stub for this Python present and executable")

@@ -15,8 +15,16 @@ segments rounded up to a power of two (pytriton/proxy/data.py). So:
 
 from __future__ import annotations
 
+import os
+from typing import Sequence
+
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.runtime import RuntimeFacts, ShmFacts, ShmSegment, human_bytes
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "shm"
@@ -116,3 +124,43 @@ def run(snap: Snapshot) -> list[Finding]:
     if leftovers:
         findings.append(leftovers)
     return findings
+
+
+SIGNATURES = (
+    sig(r"Unable to initialize shared memory key '([^']*)'.*?No space left on device", 10, fast_fail=True,
+        cause="/dev/shm is too small for the Python backend's shared-memory region"),
+    sig(r"Unable to initialize shared memory key '([^']*)'.*?File exists", 11, fast_fail=True,
+        cause="a segment of an earlier, killed server is still in /dev/shm"),
+    sig(r"Stub process '([^']+)' is not healthy", 12, fast_fail=True,
+        cause="the stub stopped answering; in a container this is usually a small /dev/shm"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    evidence = log_evidence(matches)
+    if any("File exists" in m.line for m in matches):
+        title = "a shared-memory segment of an earlier, killed server is still there (File exists)"
+        fix = FixHint("shm-cleanup", "remove the leftover segments (only those of servers that are gone)",
+                      ("tritondoctor check", "ls -la /dev/shm"))
+        return Finding(ID, Status.ERROR, title, "", evidence, fix, SMOKE_AREA)
+    free = _shm_free_mib()
+    if any("No space left" in m.line for m in matches):
+        title = "/dev/shm is too small for the Python backend (No space left on device)"
+    else:
+        title = "the Python backend stub stopped answering (not healthy): in a container this is usually a small /dev/shm"
+    title += f"; {free} MiB free" if free is not None else ""
+    fix = FixHint("shm-size", "give the container more shared memory (each Python model instance needs some)",
+                  ("df -h /dev/shm", "# docker: docker run --shm-size=1g ... (or --ipc=host)"))
+    return Finding(ID, Status.ERROR, title, "", evidence, fix, SMOKE_AREA)
+
+
+def _shm_free_mib() -> int | None:
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize // (1024 * 1024)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(10, 11, 12),
+                  summary="/dev/shm size and leftover segments")

@@ -9,6 +9,7 @@ shared memory; a server whose parent never waits for it stays a zombie.
 
 from __future__ import annotations
 
+from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.runtime import ServerProcess
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot
@@ -74,3 +75,7 @@ def run(snap: Snapshot) -> list[Finding]:
     if not findings:
         return [Finding(ID, Status.OK, "no tritonserver or python-backend stub process is running")]
     return findings
+
+
+CHECK = CheckSpec(ID, AREA, run,
+                  summary="tritonserver / stub processes left by earlier runs")

@@ -10,8 +10,15 @@ bytes or more.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from tritondoctor.checks._logs import AREA as SMOKE_AREA
+from tritondoctor.checks._logs import log_evidence
+
+from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.runtime import AF_UNIX_MAX, WorkspaceFacts, human_bytes
 from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
 
 ID = "workspace"
@@ -92,3 +99,24 @@ def run(snap: Snapshot) -> list[Finding]:
                                 if ws.needed_bytes else "",
                                 evidence=evidence))
     return findings
+
+
+SIGNATURES = (
+    sig(r'ipc path "([^"]+)" is longer than (\d+) characters', 20, fast_fail=True,
+        cause="PYTRITON_HOME is so long that PyTriton's zmq socket paths exceed the Unix socket limit"),
+    sig(r"AF_UNIX path too long", 20, fast_fail=True,
+        cause="PYTRITON_HOME is so long that PyTriton's zmq socket paths exceed the Unix socket limit"),
+)
+
+
+def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
+    path, limit = (matches[0].groups + ("", ""))[:2]
+    size = f" ({len(path)} > {limit} characters)" if path and limit else ""
+    title = f"PyTriton's socket path is too long for a Unix socket{size}"
+    detail = "PyTriton puts its zmq sockets under PYTRITON_HOME; a long home makes every model fail."
+    fix = FixHint("pytriton-home", "point PYTRITON_HOME at a short, writable directory", ("export PYTRITON_HOME=/tmp/pytriton",))
+    return Finding(ID, Status.ERROR, title, detail, log_evidence(matches), fix, SMOKE_AREA)
+
+
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(20,),
+                  summary="PYTRITON_HOME writable, short enough for Unix sockets")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from tritondoctor import hooks, remedies
 from tritondoctor.elf import ElfInfo, read_elf
-from tritondoctor.findings import Finding, Status
+from tritondoctor.findings import Finding, LoaderPathNeed, Status, SymbolVersionNeed, needs
 from tritondoctor.gcc_abi import is_libstdcxx_version
 from tritondoctor.loader import LoaderEnv, search_library
 from tritondoctor.plan import FileChange, Prediction, predict, prepend_dirs, unproven, with_overlays
@@ -115,16 +115,12 @@ def good_libstdcxx_dirs(snap: "Snapshot", needed: set[str], overlays: Mapping[st
 
 
 def _fixable_libpython(findings: list[Finding]) -> Finding | None:
-    for f in findings:
-        if (f.id == "libpython" and f.status in (Status.ERROR, Status.WARN) and f.fix is not None
-                and f.fix.id in HOOK_FIX_IDS and f.evidence.get("libdir")):
-            return f
-    return None
+    found = needs(findings, LoaderPathNeed, HOOK_FIX_IDS)
+    return found[0] if found else None
 
 
 def _libstdcxx_misses(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.id == "glibcxx" and f.status == Status.ERROR and f.fix is not None
-            and f.fix.id == "libstdcxx"]
+    return [f for f in needs(findings, SymbolVersionNeed, {"libstdcxx"}) if f.status == Status.ERROR]
 
 
 def plan_dirs(
@@ -140,9 +136,10 @@ def plan_dirs(
     misses = _libstdcxx_misses(findings)
     if libpython is not None:
         need.clears.append("libpython")
-        libdir = libpython.evidence["libdir"]
+        assert isinstance(libpython.need, LoaderPathNeed)
+        libdir = libpython.need.libdir
         need.dirs.append(libdir)
-        need.why[libdir] = f"this interpreter's own {libpython.evidence.get('needed') or 'libpython'}"
+        need.why[libdir] = f"this interpreter's own {libpython.need.needed or 'libpython'}"
     needed_versions = required_libstdcxx_versions(snap) if misses else set()
     if misses:
         need.clears.append("glibcxx")
@@ -207,14 +204,14 @@ def planning_base(
 ) -> tuple["Snapshot", list[Finding], dict[str, str]]:
     """The snapshot and loader findings to plan a hook against: the current environment less the
     effect of this environment's own tritondoctor hook, if it is active in this shell."""
-    from tritondoctor.plan import LOADER_CHECKS
+    from tritondoctor.registry import loader_check_ids
     from tritondoctor.registry import run_checks
 
     base_env = without_own_hook(snap.environ, prefix, existing_dirs)
     if base_env == dict(snap.environ):
         return snap, findings, base_env
     base = snap.derive(base_env)
-    return base, run_checks(base, only=set(LOADER_CHECKS)), base_env
+    return base, run_checks(base, only=set(loader_check_ids())), base_env
 
 
 def hook_change(path: str, content: str, description: str, block: str = "") -> FileChange | None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from tritondoctor.elf import ElfInfo, read_elf
-from tritondoctor.findings import Status
+from tritondoctor.findings import Status, SymbolVersionNeed, needs
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc
 from tritondoctor.plan import (
     ApplyError,
@@ -338,8 +338,7 @@ def complete_set(prefix: str, main: Archive, pool: Iterable[str], workdir: str) 
 
 
 def _libstdcxx_findings(findings: list["Finding"]) -> list["Finding"]:
-    return [f for f in findings if f.id == "glibcxx" and f.status == Status.ERROR and f.fix is not None
-            and f.fix.id == ID]
+    return [f for f in needs(findings, SymbolVersionNeed, {ID}) if f.status == Status.ERROR]
 
 
 def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
@@ -352,7 +351,7 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         return None
     prefix = target.prefix
     needed = _pathorder.required_libstdcxx_versions(snap)
-    missing = sorted({v for f in misses for v in f.evidence.get("missing", [])})
+    missing = sorted({v for f in misses if isinstance(f.need, SymbolVersionNeed) for v in f.need.missing})
     gcc = minimum_gcc(missing)
     if gcc is None:
         ctx.notes.append(f"{ID}: {', '.join(missing)} is newer than any GCC release tritondoctor knows")

@@ -13,9 +13,11 @@ from __future__ import annotations
 import pytest
 
 from tritondoctor.findings import Status
+from tritondoctor.findings import Finding
 from tritondoctor.smoke import diagnose as dx
+from tritondoctor.observation import Interpreter, Observation
 
-PYENV = dx.Interpreter(
+PYENV = Interpreter(
     python="/tmp/venv/bin/python", version="3.11.7", minor="3.11", prefix="/tmp/venv", env_kind="venv",
     libdir="/root/.pyenv/versions/3.11.7/lib", enable_shared=True,
     own_libpython="/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0", pytriton="0.7.0",
@@ -42,7 +44,7 @@ STUB_312_IN_312_VENV = (
     "/tmp/tdsmoke-997817ky/h/workspace_ia2s_47o/tritonserver/backends/python/triton_python_backend_stub: error while "
     "loading shared libraries: libpython3.12.so.1.0: cannot open shared object file: No such file or directory\n"
 )
-PYENV312 = dx.Interpreter(
+PYENV312 = Interpreter(
     python="/tmp/venv312/bin/python", version="3.12.1", minor="3.12", prefix="/tmp/venv312", env_kind="venv",
     libdir="/root/.pyenv/versions/3.12.1/lib", enable_shared=True,
     own_libpython="/root/.pyenv/versions/3.12.1/lib/libpython3.12.so.1.0", pytriton="0.7.0",
@@ -108,12 +110,12 @@ CPU_HOST_NOISE = (
 SEGV_TRACE = "Signal (11) received.\n 0# 0x0000562D718F052D in /root/.cache/pytriton/workspace_e25chy76/tritonserver/bin/tritonserver\n"
 
 
-def ids(text: str, interp: dx.Interpreter = PYENV, gpu: bool = False) -> list[str]:
-    return [f.id for f in dx.from_log(text, dx.Observation(interpreter=interp, gpu_present=gpu))]
+def ids(text: str, interp: Interpreter = PYENV, gpu: bool = False) -> list[str]:
+    return [f.id for f in dx.from_log(text, Observation(interpreter=interp, gpu_present=gpu))]
 
 
-def only(text: str, **kwargs) -> dx.Finding:
-    findings = dx.from_log(text, dx.Observation(interpreter=PYENV, **kwargs))
+def only(text: str, **kwargs) -> Finding:
+    findings = dx.from_log(text, Observation(interpreter=PYENV, **kwargs))
     assert len(findings) == 1, [f.title for f in findings]
     return findings[0]
 
@@ -160,28 +162,28 @@ def test_libpython_fix_names_the_interpreter_libdir() -> None:
 
 
 def test_libpython_title_names_what_the_stub_loaded() -> None:
-    obs = dx.Observation(interpreter=PYENV, stub_libpython={"/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0": "3.11.2"})
+    obs = Observation(interpreter=PYENV, stub_libpython={"/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0": "3.11.2"})
     finding = dx.from_log(RLOCK, obs)[0]
     assert "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 (3.11.2)" in finding.title
     assert "3.11.7" in finding.title
 
 
 def test_libpython_for_a_system_python_is_a_plain_export() -> None:
-    system = dx.Interpreter(python="/usr/local/bin/python3.11", version="3.11.7", minor="3.11", env_kind="system",
+    system = Interpreter(python="/usr/local/bin/python3.11", version="3.11.7", minor="3.11", env_kind="system",
                             enable_shared=True, own_libpython="/usr/local/lib/libpython3.11.so.1.0")
-    finding = dx.from_log(RLOCK, dx.Observation(interpreter=system))[0]
+    finding = dx.from_log(RLOCK, Observation(interpreter=system))[0]
     assert finding.fix is not None
     assert finding.fix.commands == ("export LD_LIBRARY_PATH=/usr/local/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}",)
 
 
 def test_libpython_without_a_shared_library_says_so() -> None:
-    static = dx.Interpreter(python="/opt/py/bin/python", version="3.11.7", minor="3.11", enable_shared=False)
-    finding = dx.from_log(RLOCK, dx.Observation(interpreter=static))[0]
+    static = Interpreter(python="/opt/py/bin/python", version="3.11.7", minor="3.11", enable_shared=False)
+    finding = dx.from_log(RLOCK, Observation(interpreter=static))[0]
     assert finding.fix is not None and "--enable-shared" in finding.fix.summary
 
 
 def test_missing_libpython_of_the_same_minor_is_libpython() -> None:
-    findings = dx.from_log(STUB_312_IN_312_VENV, dx.Observation(interpreter=PYENV312))
+    findings = dx.from_log(STUB_312_IN_312_VENV, Observation(interpreter=PYENV312))
     assert [f.id for f in findings] == ["libpython"]
     assert findings[0].title == "the Python backend stub cannot find libpython3.12.so.1.0"
     assert "/root/.pyenv/versions/3.12.1/lib" in findings[0].detail
@@ -222,7 +224,7 @@ def test_cuda_driver_message_is_harmless_without_a_gpu_and_an_error_with_one() -
 
 
 def test_diagnose_explains_harmless_messages_as_ok() -> None:
-    obs = dx.Observation(log=CPU_HOST_NOISE, interpreter=PYENV, events=[{"ev": "result", "checks": {}, "burst": {}}])
+    obs = Observation(log=CPU_HOST_NOISE, interpreter=PYENV, events=[{"ev": "result", "checks": {}, "burst": {}}])
     findings = dx.diagnose(obs)
     assert [f.id for f in findings] == ["server-log"]
     assert findings[0].status is Status.OK
@@ -230,7 +232,7 @@ def test_diagnose_explains_harmless_messages_as_ok() -> None:
 
 
 def test_server_signal_from_the_script_event() -> None:
-    obs = dx.Observation(log=CPU_HOST_NOISE + SEGV_TRACE, interpreter=PYENV,
+    obs = Observation(log=CPU_HOST_NOISE + SEGV_TRACE, interpreter=PYENV,
                          events=[{"ev": "server-exit", "code": -11, "signal": "SIGSEGV"}])
     findings = [f for f in dx.diagnose(obs) if f.status is Status.ERROR]
     assert [f.id for f in findings] == ["server-signal"]
@@ -238,18 +240,18 @@ def test_server_signal_from_the_script_event() -> None:
 
 
 def test_server_signal_from_the_log_when_the_code_is_unknown() -> None:
-    obs = dx.Observation(log=SEGV_TRACE, interpreter=PYENV, server_vanished=True)
+    obs = Observation(log=SEGV_TRACE, interpreter=PYENV, server_vanished=True)
     assert "SIGSEGV" in dx.diagnose(obs)[0].title
 
 
 def test_normal_shutdown_signal_is_not_a_crash() -> None:
-    obs = dx.Observation(log="Signal (2) received.\n", interpreter=PYENV, events=[{"ev": "server-exit", "code": 0}])
+    obs = Observation(log="Signal (2) received.\n", interpreter=PYENV, events=[{"ev": "server-exit", "code": 0}])
     findings = dx.diagnose(obs)
     assert findings[0].id == "server-exit" and "code 0" in findings[0].title
 
 
 def test_import_failure_names_pytriton_install() -> None:
-    obs = dx.Observation(interpreter=dx.Interpreter(python="/usr/bin/python3"), events=[
+    obs = Observation(interpreter=Interpreter(python="/usr/bin/python3"), events=[
         {"ev": "error", "phase": "import", "module": "pytriton", "message": "ModuleNotFoundError: No module named 'pytriton'"}])
     finding = dx.diagnose(obs)[0]
     assert finding.id == "pytriton"
@@ -257,7 +259,7 @@ def test_import_failure_names_pytriton_install() -> None:
 
 
 def test_timeout_names_the_last_step() -> None:
-    obs = dx.Observation(interpreter=PYENV, timed_out=True, timeout_s=12,
+    obs = Observation(interpreter=PYENV, timed_out=True, timeout_s=12,
                          events=[{"ev": "phase", "name": "server-ready"}, {"ev": "phase", "name": "model-ready"}])
     finding = dx.diagnose(obs)[-1]
     assert finding.id == "timeout" and "12 s" in finding.title and "model-ready" in finding.title
@@ -266,7 +268,7 @@ def test_timeout_names_the_last_step() -> None:
 def test_wrong_numbers_are_an_infer_finding() -> None:
     result = {"ev": "result", "checks": {"http": {"ok": True, "max_error": 0.0}, "grpc": {"ok": False, "max_error": 0.5}},
               "burst": {"failed": 0}}
-    findings = dx.diagnose(dx.Observation(interpreter=PYENV, events=[result]))
+    findings = dx.diagnose(Observation(interpreter=PYENV, events=[result]))
     assert [(f.id, f.status) for f in findings] == [("infer", Status.ERROR)]
     assert "GRPC" in findings[0].title
 
@@ -274,5 +276,5 @@ def test_wrong_numbers_are_an_infer_finding() -> None:
 def test_log_signature_in_a_working_run_is_only_a_warning() -> None:
     result = {"ev": "result", "checks": {"http": {"ok": True, "max_error": 0.0}, "grpc": {"ok": True, "max_error": 0.0}},
               "burst": {"failed": 0}}
-    findings = dx.diagnose(dx.Observation(log=NO_ZMQ, interpreter=PYENV, events=[result]))
+    findings = dx.diagnose(Observation(log=NO_ZMQ, interpreter=PYENV, events=[result]))
     assert [(f.id, f.status) for f in findings] == [("python-deps", Status.WARN)]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
-    from tritondoctor.smoke.observation import Observation
+    from tritondoctor.observation import Observation
     from tritondoctor.snapshot import Snapshot
 
 AREAS = (
@@ -37,10 +37,12 @@ class LogSignature:
     # smoke stops waiting at once.
     fast_fail: bool = False
     cause: str = ""  # one sentence: why this line appears (explain prints it)
+    # Means a problem only on a host with a GPU; without one the server prints it harmlessly.
+    gpu_only: bool = False
 
 
-def sig(pattern: str, *rows: int, fast_fail: bool = False, cause: str = "") -> LogSignature:
-    return LogSignature(re.compile(pattern), tuple(rows), fast_fail, cause)
+def sig(pattern: str, *rows: int, fast_fail: bool = False, cause: str = "", gpu_only: bool = False) -> LogSignature:
+    return LogSignature(re.compile(pattern), tuple(rows), fast_fail, cause, gpu_only)
 
 
 @dataclass(frozen=True)
@@ -67,5 +69,8 @@ class CheckSpec:
     signatures: tuple[LogSignature, ...] = ()
     # Smoke's finding for the lines this check's signatures matched in a real run's log.
     from_log: LogBuilder | None = None
+    # Its log lines are usually the consequence of another check's (a stub that cannot start
+    # because libpython is missing): smoke lists them after the causes.
+    log_is_consequence: bool = False
     rows: tuple[int, ...] = ()  # catalog rows `check` detects statically
     summary: str = ""  # what it looks at (README's table, `explain`)

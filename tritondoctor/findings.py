@@ -34,6 +34,23 @@ class FixHint:
 
 
 @dataclass(frozen=True)
+class LoaderPathNeed:
+    """What a finding asks of a fix that edits the loader path: `libdir` first on it."""
+
+    libdir: str
+    needed: str  # the file that must come from there (e.g. libpython3.11.so.1.0)
+
+
+@dataclass(frozen=True)
+class SymbolVersionNeed:
+    """What a finding asks of a fix that provides a newer library: these versions, from `soname`."""
+
+    soname: str
+    missing: tuple[str, ...]
+    provider: str  # the file that lacks them now
+
+
+@dataclass(frozen=True)
 class Finding:
     """One line of the report. `id` is the check id (stable); several findings may share one id."""
 
@@ -44,6 +61,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: FixHint | None = None
     area: str = ""
+    need: "LoaderPathNeed | SymbolVersionNeed | None" = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +72,12 @@ class Finding:
             "evidence": self.evidence,
             "fix": self.fix.to_json() if self.fix else None,
         }
+
+
+def needs(findings: "list[Finding]", kind: type, fix_ids: "set[str] | frozenset[str]") -> "list[Finding]":
+    """The findings a fix with one of `fix_ids` can act on: a problem that carries a need of `kind`."""
+    return [f for f in findings if f.status in (Status.ERROR, Status.WARN) and isinstance(f.need, kind)
+            and f.fix is not None and f.fix.id in fix_ids]
 
 
 def worst(findings: list[Finding]) -> Status:

@@ -500,7 +500,7 @@ def env_command(python: str | None, shell: str) -> int:
     from tritondoctor.facts.target import TargetError
     from tritondoctor.fixes import _pathorder
     from tritondoctor.hooks import HookError, conda_script_path, env_exports, parse_dirs
-    from tritondoctor.plan import LOADER_CHECKS
+    from tritondoctor.registry import loader_check_ids
     from tritondoctor.registry import run_checks
     from tritondoctor.snapshot import take_snapshot
 
@@ -520,7 +520,7 @@ def env_command(python: str | None, shell: str) -> int:
     if os.path.isfile(hook_file):
         with open(hook_file, encoding="utf-8", errors="replace") as fh:
             existing = parse_dirs(fh.read())
-    findings = run_checks(snap, only=set(LOADER_CHECKS))
+    findings = run_checks(snap, only=set(loader_check_ids()))
     base, base_findings, base_env = _pathorder.planning_base(snap, findings, prefix, existing)
     need = _pathorder.plan_dirs(base, base_findings, base_env)
     for problem in need.problems:

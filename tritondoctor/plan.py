@@ -20,9 +20,6 @@ from tritondoctor.findings import Finding, Status, worst
 if TYPE_CHECKING:
     from tritondoctor.snapshot import Snapshot
 
-# Checks whose result depends on which files the dynamic loader picks.
-LOADER_CHECKS = frozenset({"libpython", "glibcxx", "libs"})
-
 # Kinds of FileChange.
 CREATE = "create"  # a new file (the path does not exist yet)
 REPLACE = "replace"  # an existing file gets new content
@@ -250,11 +247,11 @@ def predict(
 ) -> tuple[Prediction, "Snapshot", list[Finding]]:
     """Derive `snap` under `environ`, re-run the loader checks; proven when every targeted check
     comes out ok and no loader check gains an error it did not have."""
-    from tritondoctor.registry import run_checks
+    from tritondoctor.registry import loader_check_ids, run_checks
 
     targeted = tuple(targeted)
     derived = snap.derive(environ)
-    findings = run_checks(derived, only=set(LOADER_CHECKS) | set(targeted))
+    findings = run_checks(derived, only=set(loader_check_ids()) | set(targeted))
     statuses = statuses_of(findings, targeted)
     bad = {k: v for k, v in statuses.items() if v not in (Status.OK.value,)}
     old_errors = errors_of(before) if before is not None else set()

@@ -7,33 +7,18 @@ timeout, smoke. Messages that a CPU-only host always prints are explained as har
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import signal
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Sequence
 
-from tritondoctor import remedies
+from tritondoctor.checks._logs import log_evidence, python_command, short
+from tritondoctor.checkspec import LogSignature, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
-from tritondoctor.smoke.observation import Interpreter, Observation
+from tritondoctor.observation import SMOKE_AREA, Observation
 
-AREA = "Smoke test"
+AREA = SMOKE_AREA
 FATAL_SIGNALS = {"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGKILL", "SIGSYS", "SIGTRAP"}
-_PIP_NAMES = {"zmq": "pyzmq", "yaml": "pyyaml", "google": "protobuf", "sh": "sh", "numpy": "numpy"}
-
-
-@dataclass(frozen=True)
-class Match:
-    id: str
-    line: str  # the log line that matched, trimmed
-    groups: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Signature:
-    id: str
-    pattern: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -47,26 +32,18 @@ def _re(text: str) -> re.Pattern[str]:
     return re.compile(text)
 
 
-# Order matters: the first id that matches a line wins it, most specific first.
-SIGNATURES: tuple[Signature, ...] = (
-    Signature("libpython", _re(r"(libpython3\.\d+[a-z]*\.so(?:\.[\d.]+)?): cannot open shared object file")),
-    Signature("libpython", _re(r"'_thread\.RLock' object has no attribute '_recursion_count'")),
-    Signature("libpython", _re(r"No module named '_ctypes'")),
-    Signature("glibcxx", _re(r"(\S*libstdc\+\+\.so[.\d]*)?:? ?version [`'‘]((?:GLIBCXX|CXXABI)_[\d.]+)['’] not found")),
-    Signature("libs", _re(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")),
-    Signature("cuda-driver", _re(r"Driver/library version mismatch")),
-    Signature("ports", _re(r"Socket '([^']+)' already in use")),
-    Signature("ports", _re(r"[Aa]ddress already in use")),
-    Signature("shm", _re(r"Unable to initialize shared memory key '([^']*)'.*?No space left on device")),
-    Signature("shm", _re(r"Unable to initialize shared memory key '([^']*)'.*?File exists")),
-    Signature("shm", _re(r"Stub process '([^']+)' is not healthy")),
-    Signature("python-deps", _re(r"missing required packages.*?Missing modules ([\w, ]+)")),
-    Signature("python-deps", _re(r"No module named '([\w.]+)'")),
-    Signature("pytriton", _re(r"Failed to initialize stub, stub process exited unexpectedly")),
-    Signature("workspace", _re(r'ipc path "([^"]+)" is longer than (\d+) characters')),
-    Signature("workspace", _re(r"AF_UNIX path too long")),
-    Signature("model-load", _re(r"failed to load '([^']+)'")),
-)
+# Smoke's own signature: a model that failed to load for a reason no check names.
+MODEL_LOAD = sig(r"failed to load '([^']+)'", cause="the model itself failed to load (its code raised, or a cause above)")
+
+
+def signatures() -> list[tuple[str, LogSignature]]:
+    """(id, signature) of every check in report order, then smoke's own; the first id that
+    matches a line wins it (the declared order puts the more specific first)."""
+    from tritondoctor.registry import all_checks
+
+    pairs = [(spec.id, s) for spec in all_checks() for s in spec.signatures]
+    return pairs + [("model-load", MODEL_LOAD)]
+
 
 HARMLESS: tuple[Harmless, ...] = (
     Harmless(
@@ -92,32 +69,30 @@ HARMLESS: tuple[Harmless, ...] = (
 )
 
 
-def scan(text: str) -> list[Match]:
-    """Every line of `text` (and every embedded "\\n" line of a quoted message) that a signature names."""
+def scan(text: str, gpu_present: bool = False) -> list[Match]:
+    """Every line of `text` (and every embedded "\\n" line of a quoted message) that a signature
+    names; signatures that mean a problem only with a GPU count only when there is one."""
+    table = [(i, s) for i, s in signatures() if gpu_present or not s.gpu_only]
     matches: list[Match] = []
     seen: set[tuple[str, str]] = set()
     for raw in text.splitlines():
         for line in raw.replace("\\n", "\n").splitlines():
-            for signature in SIGNATURES:
+            for check_id, signature in table:
                 found = signature.pattern.search(line)
                 if not found:
                     continue
-                key = (signature.id, found.group(0))
+                key = (check_id, found.group(0))
                 if key not in seen:
                     seen.add(key)
-                    matches.append(Match(signature.id, line.strip()[:400], tuple(g or "" for g in found.groups())))
+                    matches.append(Match(check_id, line.strip()[:400], tuple(g or "" for g in found.groups()), signature))
                 break
     return matches
 
 
-# Signatures after which a load may hang rather than fail (the stub cannot even start), so the
-# runner stops waiting by itself; the others come with an error the model script reports.
-FAST_FAIL_IDS = frozenset({"libpython", "glibcxx", "libs", "cuda-driver", "ports", "shm", "pytriton", "workspace"})
-
-
 def is_fatal(line: str) -> bool:
-    """Whether a single log line already decides that the run has failed."""
-    return any(sig.pattern.search(line) for sig in SIGNATURES if sig.id in FAST_FAIL_IDS)
+    """Whether a single log line already decides that the run has failed: a fast-fail signature
+    (after it a load may hang rather than fail, so the runner stops waiting by itself)."""
+    return any(s.fast_fail and s.pattern.search(line) for _, s in signatures())
 
 
 def harmless_lines(text: str, gpu_present: bool) -> list[tuple[str, str]]:
@@ -151,199 +126,12 @@ def signal_name(code: int | None) -> str | None:
         return f"signal {-code}"
 
 
-# --- fix hints -----------------------------------------------------------------------------
-
-
-def loader_path_fix(interp: Interpreter, directory: str, summary: str) -> FixHint:
-    """Same remedy as the checks': the environment's activation hooks, or an export."""
-    return remedies.hooks_fix(interp.env_kind, summary, now=[remedies.prepend_export([directory])])
-
-
-def _python(interp: Interpreter) -> str:
-    return shlex.quote(interp.python) if interp.python else "python"
-
-
-# --- per-id builders -----------------------------------------------------------------------
-
-
-def _libpython(matches: list[Match], obs: Observation) -> Finding:
-    interp = obs.interpreter
-    first = matches[0]
-    wanted = interp.own_libpython
-    loaded = {p: v for p, v in obs.stub_libpython.items() if not wanted or not _same(p, wanted)}
-    evidence: dict[str, Any] = {"log": [m.line for m in matches[:3]], "interpreter": interp.python,
-                                "version": interp.version, "libdir": interp.libdir, "own_libpython": wanted}
-    if obs.stub_libpython:
-        evidence["stub_loaded"] = obs.stub_libpython
-    missing = first.groups[0] if first.groups and first.groups[0].startswith("libpython") else None
-    if missing:
-        title = f"the Python backend stub cannot find {missing}"
-    elif loaded:
-        path, version = next(iter(loaded.items()))
-        title = f"the Python backend stub loaded {path} ({version or 'unknown version'}) instead of this interpreter's libpython ({interp.version})"
-    else:
-        title = f"the Python backend stub runs with a libpython that does not match this interpreter ({interp.version})"
-    if missing:
-        detail = (f"PyTriton's stub links against {missing}; the loader looks on LD_LIBRARY_PATH and in the system's "
-                  f"cache, and this interpreter's copy in {interp.libdir or '(unknown)'} is in neither.")
-    else:
-        detail = ("PyTriton's stub links against libpython; the loader gave it another Python's library, whose "
-                  f"build does not fit this interpreter's standard library ({_short(first.line, 160)}).")
-    if not interp.enable_shared or not wanted:
-        fix = FixHint("python-shared", "this interpreter has no shared libpython: use a Python built with --enable-shared",
-                      ("# pyenv: env PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install --force " + (interp.version or "3.X.Y"),))
-        return Finding("libpython", Status.ERROR, title, detail, evidence, fix, AREA)
-    directory = os.path.dirname(wanted)
-    fix = loader_path_fix(interp, directory, f"put {directory} first on the loader path so the stub finds {os.path.basename(wanted)}")
-    return Finding("libpython", Status.ERROR, title, detail, evidence, fix, AREA)
-
-
-def _same(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _stub_minor(matches: list[Match]) -> str | None:
-    for match in matches:
-        found = re.match(r"libpython(3\.\d+)", match.groups[0] if match.groups else "")
-        if found:
-            return found.group(1)
-    return None
-
-
-def _pytriton_stub(matches: list[Match], obs: Observation, stub_minor: str | None) -> Finding:
-    interp = obs.interpreter
-    if stub_minor and interp.minor and stub_minor != interp.minor:
-        title = f"the server ran the Python backend stub built for Python {stub_minor}, but the interpreter is {interp.minor}"
-    else:
-        title = "the Python backend stub exited while the model was loading (Failed to initialize stub)"
-    detail = ("PyTriton copies the stub for the running Python's minor version; a stub for another minor, or one "
-              "that cannot start, makes every model load fail.")
-    fix = FixHint("reinstall-pytriton", "reinstall nvidia-pytriton for this interpreter, then re-check",
-                  (f"{_python(interp)} -m pip install --force-reinstall --no-deps nvidia-pytriton" + (f"=={interp.pytriton}" if interp.pytriton else ""),
-                   "tritondoctor check"))
-    return Finding("pytriton", Status.ERROR, title, detail, {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _workspace(matches: list[Match], obs: Observation) -> Finding:
-    path, limit = (matches[0].groups + ("", ""))[:2]
-    size = f" ({len(path)} > {limit} characters)" if path and limit else ""
-    title = f"PyTriton's socket path is too long for a Unix socket{size}"
-    detail = "PyTriton puts its zmq sockets under PYTRITON_HOME; a long home makes every model fail."
-    fix = FixHint("pytriton-home", "point PYTRITON_HOME at a short, writable directory", ("export PYTRITON_HOME=/tmp/pytriton",))
-    return Finding("workspace", Status.ERROR, title, detail, {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _glibcxx(matches: list[Match], obs: Observation) -> Finding:
-    first = matches[0]
-    library, version = (first.groups + ("", ""))[:2]
-    title = f"libstdc++ is too old: {version} not found" + (f" in {library}" if library else "")
-    commands = ["tritondoctor check"]
-    if obs.interpreter.env_kind == "conda":
-        commands.insert(0, "conda install -c conda-forge 'libstdcxx-ng>=12'")
-    fix = FixHint("libstdcxx", "load a libstdc++ at least as new as the one tritonserver was built with", tuple(commands))
-    detail = "A library earlier on the loader path (often a conda env's or an LD_LIBRARY_PATH entry) shadows the system's newer libstdc++."
-    return Finding("glibcxx", Status.ERROR, title, detail, {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _libs(matches: list[Match], obs: Observation) -> Finding:
-    names = sorted({m.groups[0] for m in matches if m.groups})
-    title = "a shared library could not be found: " + ", ".join(names)
-    fix = FixHint("libs", "find which directory should provide it and put that on the loader path",
-                  ("tritondoctor check",))
-    return Finding("libs", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _cuda_driver(matches: list[Match], obs: Observation) -> Finding:
-    title = "the NVIDIA kernel module and the user-space driver differ (Driver/library version mismatch)"
-    fix = FixHint("cuda-driver", "the driver was updated without a reboot: reboot (or reload the nvidia kernel modules)",
-                  ("cat /proc/driver/nvidia/version", "nvidia-smi", "sudo reboot"))
-    return Finding("cuda-driver", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _cuda_runtime(matches: list[Match], obs: Observation) -> Finding:
-    title = "the NVIDIA driver is too old for the CUDA runtime bundled with tritonserver"
-    fix = FixHint("upgrade-driver", "install a driver that supports the bundled CUDA (nvidia-smi shows what the driver supports)",
-                  ("nvidia-smi", "tritondoctor check", "# or run on the CPU: export CUDA_VISIBLE_DEVICES="))
-    return Finding("cuda-runtime", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _ports(matches: list[Match], obs: Observation) -> Finding:
-    sockets = sorted({m.groups[0] for m in matches if m.groups and m.groups[0]})
-    port = sockets[0].rsplit(":", 1)[-1] if sockets else ""
-    title = "a server port is already in use" + (f": {', '.join(sockets)}" if sockets else "")
-    commands = (f"ss -ltnp 'sport = :{port}'",) if port else ("ss -ltnp",)
-    fix = FixHint("ports", "stop the process that holds the port, or give PyTriton other ports "
-                           "(TritonConfig(http_port=..., grpc_port=..., metrics_port=...))", commands)
-    return Finding("ports", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]], "ports": obs.ports}, fix, AREA)
-
-
-def _shm(matches: list[Match], obs: Observation) -> Finding:
-    evidence = {"log": [m.line for m in matches[:3]]}
-    if any("File exists" in m.line for m in matches):
-        title = "a shared-memory segment of an earlier, killed server is still there (File exists)"
-        fix = FixHint("shm-cleanup", "remove the leftover segments (only those of servers that are gone)",
-                      ("tritondoctor check", "ls -la /dev/shm"))
-        return Finding("shm", Status.ERROR, title, "", evidence, fix, AREA)
-    free = _shm_free_mib()
-    if any("No space left" in m.line for m in matches):
-        title = "/dev/shm is too small for the Python backend (No space left on device)"
-    else:
-        title = "the Python backend stub stopped answering (not healthy): in a container this is usually a small /dev/shm"
-    title += f"; {free} MiB free" if free is not None else ""
-    fix = FixHint("shm-size", "give the container more shared memory (each Python model instance needs some)",
-                  ("df -h /dev/shm", "# docker: docker run --shm-size=1g ... (or --ipc=host)"))
-    return Finding("shm", Status.ERROR, title, "", evidence, fix, AREA)
-
-
-def _shm_free_mib() -> int | None:
-    try:
-        st = os.statvfs("/dev/shm")
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize // (1024 * 1024)
-
-
-def _python_deps(matches: list[Match], obs: Observation) -> Finding:
-    modules: list[str] = []
-    for match in matches:
-        for name in re.split(r"[,\s]+", match.groups[0] if match.groups else ""):
-            top = name.split(".")[0]
-            if top and top not in modules:
-                modules.append(top)
-    packages = [_PIP_NAMES.get(m, m) for m in modules]
-    title = "Python modules are missing: " + ", ".join(modules) if modules else "Python packages PyTriton needs are missing"
-    fix = FixHint("python-deps", "install them into this environment",
-                  (f"{_python(obs.interpreter)} -m pip install " + " ".join(packages or ["numpy", "pyzmq"]),))
-    return Finding("python-deps", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _model_load(matches: list[Match], obs: Observation) -> Finding:
+def _model_load(matches: Sequence[Match], obs: Observation) -> Finding:
     error = _error_event(obs)
     message = (error or {}).get("message") or matches[0].line
-    title = "the model failed to load: " + _short(message)
+    title = "the model failed to load: " + short(message)
     fix = FixHint("model-load", "read the server log around the failure", (f"less {obs.log_path}",) if obs.log_path else ())
-    return Finding("model-load", Status.ERROR, title, "", {"log": [m.line for m in matches[:3]]}, fix, AREA)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-BUILDERS: dict[str, Callable[[list[Match], Observation], Finding]] = {
-    "libpython": _libpython,
-    "glibcxx": _glibcxx,
-    "libs": _libs,
-    "cuda-driver": _cuda_driver,
-    "cuda-runtime": _cuda_runtime,
-    "ports": _ports,
-    "shm": _shm,
-    "python-deps": _python_deps,
-    "model-load": _model_load,
-}
+    return Finding("model-load", Status.ERROR, title, "", log_evidence(matches), fix, AREA)
 
 
 def _error_event(obs: Observation) -> dict[str, Any] | None:
@@ -351,29 +139,21 @@ def _error_event(obs: Observation) -> dict[str, Any] | None:
 
 
 def from_log(text: str, obs: Observation) -> list[Finding]:
-    """Findings for the signatures in `text` (no events needed); one per id, root causes first."""
-    matches = scan(text)
-    if obs.gpu_present:
-        for line in text.splitlines():
-            if "CUDA driver version is insufficient" in line:
-                matches.append(Match("cuda-runtime", line.strip()[:400], ()))
-                break
+    """Findings for the signatures in `text` (no events needed); one per id, causes first (each
+    check's own builder), consequences after, a bare failed load only when nothing explains it."""
+    from tritondoctor.checks import pytriton
+    from tritondoctor.registry import all_checks
+
     by_id: dict[str, list[Match]] = {}
-    for match in matches:
+    for match in scan(text, obs.gpu_present):
         by_id.setdefault(match.id, []).append(match)
-    findings: list[Finding] = []
-    stub_minor = _stub_minor(by_id.get("libpython", []))
-    wrong_stub = bool(stub_minor and obs.interpreter.minor and stub_minor != obs.interpreter.minor)
-    if wrong_stub:
-        by_id.setdefault("pytriton", []).extend(by_id.pop("libpython"))
-    for finding_id in ("libpython", "glibcxx", "libs", "cuda-driver", "cuda-runtime", "ports", "shm", "python-deps"):
-        if finding_id in by_id:
-            findings.append(BUILDERS[finding_id](by_id[finding_id], obs))
-    if "pytriton" in by_id:
-        findings.append(_pytriton_stub(by_id["pytriton"], obs, stub_minor))
-    if "workspace" in by_id:
-        findings.append(_workspace(by_id["workspace"], obs))
-    # A failed load is the consequence of the causes above; say it only when nothing explains it.
+    minor = pytriton.stub_minor(by_id.get("libpython", []))
+    if minor and obs.interpreter.minor and minor != obs.interpreter.minor:
+        # The stub of another minor asked for its own libpython: the wrong stub is the cause.
+        by_id.setdefault(pytriton.ID, []).extend(by_id.pop("libpython"))
+    specs = [s for s in all_checks() if s.id in by_id and s.from_log is not None]
+    specs.sort(key=lambda s: (s.log_is_consequence, not s.loader))
+    findings = [spec.from_log(by_id[spec.id], obs) for spec in specs if spec.from_log is not None]
     if "model-load" in by_id and not findings:
         findings.append(_model_load(by_id["model-load"], obs))
     return findings
@@ -431,12 +211,12 @@ def _script_ended(obs: Observation) -> Finding:
     last = next((line.strip() for line in reversed(obs.log.splitlines()) if line.strip()), "")
     if obs.first("hello") is None:
         return Finding("smoke", Status.ERROR, f"the smoke test's model script could not run in {obs.interpreter.python or 'this interpreter'}"
-                       f" (exit code {code})", detail=_short(last, 300),
+                       f" (exit code {code})", detail=short(last, 300),
                        fix=FixHint("python-version", "PyTriton needs Python 3.8 or newer; run the smoke test with that environment's python",
                                    ("tritondoctor smoke --python /path/to/env/bin/python",)), area=AREA)
     return Finding("smoke", Status.ERROR,
                    f"the smoke test's model script ended before finishing (exit code {code}, last step: {obs.last_phase()})",
-                   detail=_short(last, 300), fix=_log_fix(obs), area=AREA)
+                   detail=short(last, 300), fix=_log_fix(obs), area=AREA)
 
 
 def _import_failure(error: dict[str, Any], obs: Observation) -> Finding:
@@ -450,13 +230,17 @@ def _import_failure(error: dict[str, Any], obs: Observation) -> Finding:
     if module.split(".")[0] == "pytriton" or (not interp.pytriton and "pytriton" in message):
         return Finding("pytriton", Status.ERROR, f"nvidia-pytriton is not installed for {interp.python or 'this Python'}",
                        detail=message, fix=FixHint("install-pytriton", "install it into this environment",
-                                                   (f"{_python(interp)} -m pip install -U nvidia-pytriton",)), area=AREA)
+                                                   (f"{python_command(interp)} -m pip install -U nvidia-pytriton",)), area=AREA)
     if module.split(".")[0] == "_ctypes":
-        return _libpython([Match("libpython", message, ())], obs)
+        from tritondoctor.checks import libpython
+
+        return libpython.from_log([Match("libpython", message, ())], obs)
     if module:
-        return _python_deps([Match("python-deps", message, (module,))], obs)
-    return Finding("python-deps", Status.ERROR, "importing PyTriton failed: " + _short(message),
-                   fix=FixHint("reinstall-pytriton", "reinstall it", (f"{_python(interp)} -m pip install --force-reinstall nvidia-pytriton",)),
+        from tritondoctor.checks import python_deps
+
+        return python_deps.from_log([Match("python-deps", message, (module,))], obs)
+    return Finding("python-deps", Status.ERROR, "importing PyTriton failed: " + short(message),
+                   fix=FixHint("reinstall-pytriton", "reinstall it", (f"{python_command(interp)} -m pip install --force-reinstall nvidia-pytriton",)),
                    area=AREA)
 
 
@@ -497,7 +281,7 @@ def _signal_number(name: str) -> int | None:
 
 def _unexplained_error(error: dict[str, Any], obs: Observation) -> Finding:
     phase = error.get("phase") or "run"
-    message = _short(str(error.get("message") or "unknown error"))
+    message = short(str(error.get("message") or "unknown error"))
     finding_id = {"model-load": "model-load", "infer": "infer", "burst": "infer"}.get(phase, "smoke")
     titles = {"server-start": "the server did not start", "model-load": "the model failed to load",
               "infer": "inference failed", "burst": "concurrent inference failed"}
@@ -516,7 +300,7 @@ def _check_result(result: dict[str, Any]) -> list[Finding]:
     if burst.get("failed"):
         first = (burst.get("failures") or ["?"])[0]
         findings.append(Finding("infer", Status.ERROR,
-                                f"{burst['failed']} of the concurrent requests failed: {_short(str(first))}",
+                                f"{burst['failed']} of the concurrent requests failed: {short(str(first))}",
                                 evidence={"failures": burst.get("failures")}, area=AREA))
     return findings
 
