@@ -9,6 +9,61 @@ from typing import Iterable, Sequence
 
 from tritondoctor.findings import FixHint
 
+# The one catalog of remedy ids (FixHint.id), shared by check, smoke, fix and explain: a remedy
+# named anywhere is named here, with what it means. Ids with a fix module are applied by
+# `tritondoctor fix`; the others are commands the user runs.
+REMEDIES: dict[str, str] = {
+    # applied by `tritondoctor fix`
+    "conda-hooks": "the conda env's activate.d / deactivate.d scripts put the needed directories first",
+    "venv-hooks": "a marked block in the venv's activate scripts puts the needed directories first",
+    "libstdcxx": "a libstdc++ new enough for the binaries (libstdcxx-ng from conda-forge, or path order)",
+    # told to the user
+    "env-export": "no environment to hook into: export LD_LIBRARY_PATH where PyTriton runs",
+    "rebuild-python": "an interpreter built with a shared libpython (--enable-shared)",
+    "python-version": "another Python version (one PyTriton ships a stub for)",
+    "select-python": "activate the environment, or name its interpreter with --python",
+    "install-pytriton": "install nvidia-pytriton into the environment",
+    "reinstall-pytriton": "reinstall nvidia-pytriton (a damaged or foreign install)",
+    "install-deps": "install the Python packages PyTriton or the model needs",
+    "chmod": "make a bundled binary executable",
+    "upgrade-pip": "a pip new enough to read the wheel's platform tag",
+    "glibc": "a system (or container) with a newer glibc",
+    "newer-os": "a system (or container) with a newer glibc",
+    "libs": "provide a library the loader cannot find, or a newer build of it",
+    "conda-activate": "activate the intended conda environment",
+    "conda-deactivate": "deactivate the other conda environment first",
+    "conda-reset": "start from a clean shell and activate once",
+    "driver-mismatch": "make the NVIDIA kernel module and user-space driver the same version (reboot)",
+    "upgrade-driver": "an NVIDIA driver new enough for the bundled CUDA runtime",
+    "load-driver": "load the NVIDIA kernel module",
+    "install-driver": "install the NVIDIA driver",
+    "device-nodes": "create the /dev/nvidia* device nodes (load the driver, or pass them to the container)",
+    "device-permissions": "access to /dev/nvidia* for this user",
+    "driver-capabilities": "the container runtime's compute and utility driver capabilities",
+    "driver-health": "inspect the driver (kernel log, nvidia-smi)",
+    "libcuda": "make the driver's libcuda.so.1 visible to the loader",
+    "container-gpus": "start the container or pod with GPU access",
+    "gpu-missing": "make the GPU visible to the driver",
+    "old-gpu": "a GPU of compute capability 6.0 or newer, or CPU-only",
+    "mig": "create a MIG instance, or leave MIG mode",
+    "mig-reset": "reset the GPU or reboot",
+    "cuda-visible-devices": "a valid CUDA_VISIBLE_DEVICES (or none)",
+    "ports": "free the port, or give PyTriton other ports",
+    "stale-server": "stop a server left running by an earlier run",
+    "shm-size": "a larger /dev/shm",
+    "shm-mount": "a writable tmpfs at /dev/shm",
+    "shm-cleanup": "remove shared-memory segments of servers that are gone",
+    "pytriton-home": "a short, writable, exec-allowed PYTRITON_HOME",
+    "server-signal": "find what killed or crashed tritonserver",
+    "model-load": "read the server log around the failed load",
+    "timeout": "find what the run was waiting for",
+    "log": "read the full log",
+}
+
+
+def known(remedy_id: str) -> bool:
+    return remedy_id in REMEDIES
+
 # The fix module that writes hooks for each kind of environment; "env-export" has no fix module:
 # a bare interpreter has nothing to hook into, so the user gets the export itself.
 HOOK_FIX_IDS = {"conda": "conda-hooks", "venv": "venv-hooks"}
