@@ -15,6 +15,7 @@ from tritondoctor.checks import (
     ld_library_path,
     libpython,
     libs,
+    model_repository,
     platform,
     ports,
     python_deps,
@@ -42,4 +43,5 @@ CHECKS: tuple[CheckSpec, ...] = (
     ports.CHECK,
     stale_servers.CHECK,
     shm.CHECK,
+    model_repository.CHECK,
 )

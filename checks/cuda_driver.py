@@ -25,7 +25,7 @@ def _gpu_problem(snap: Snapshot) -> Status:
 
 
 def _in_container(snap: Snapshot) -> bool:
-    return bool((snap.runtime and snap.runtime.container) or snap.system.in_container)
+    return bool(snap.system.in_container)
 
 
 def _nvml_finding(snap: Snapshot, gpu: gpu_facts.GpuFacts, evidence: dict) -> Finding | None:

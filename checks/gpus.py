@@ -28,11 +28,11 @@ def _no_gpu(snap: Snapshot) -> Status:
 
 
 def _in_container(snap: Snapshot) -> bool:
-    return bool((snap.runtime and snap.runtime.container) or snap.system.in_container)
+    return bool(snap.system.in_container)
 
 
 def _container_gpu_fix(snap: Snapshot) -> FixHint:
-    if snap.runtime and snap.runtime.container == "kubernetes":
+    if snap.system.container == "kubernetes":
         return FixHint("container-gpus", "request GPUs for the pod (NVIDIA device plugin)",
                        ("# in the container spec: resources: {limits: {nvidia.com/gpu: 1}}",))
     return FixHint("container-gpus", "start the container with GPU access (NVIDIA Container Toolkit), "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Sequence
 
@@ -33,8 +32,8 @@ def run(snap: Snapshot) -> list[Finding]:
                         fix=FixHint("install-pytriton", "install it into this environment",
                                     (f"{target.executable} -m pip install -U nvidia-pytriton",)))]
     findings: list[Finding] = []
-    missing = [p for p in (install.tritonserver, install.python_backend) if not os.path.isfile(p)]
-    not_exec = [install.tritonserver] if os.path.isfile(install.tritonserver) and not os.access(install.tritonserver, os.X_OK) else []
+    missing = list(install.missing_files)
+    not_exec = [install.tritonserver] if install.tritonserver_is_file and not install.tritonserver_executable else []
     stub = install.stub_for(target.minor)
     evidence = {"version": install.version, "tritonserver": install.tritonserver,
                 "python_backend": install.python_backend, "stub": stub, "stubs": sorted(install.stubs)}
@@ -46,7 +45,7 @@ def run(snap: Snapshot) -> list[Finding]:
     if not_exec:
         findings.append(Finding(ID, Status.ERROR, f"{install.tritonserver} is not executable",
                                 evidence=evidence, fix=FixHint("chmod", "make it executable", (f"chmod +x {install.tritonserver}",))))
-    if not os.path.isdir(install.libs_dir):
+    if not install.libs_dir_is_dir:
         findings.append(Finding(
             ID, Status.ERROR,
             f"PyTriton will look for its bundled libraries in {install.libs_dir}, which does not exist",
@@ -69,7 +68,7 @@ def run(snap: Snapshot) -> list[Finding]:
             fix=FixHint("python-version", "use a Python whose version has a stub",
                         (f"# create the environment with Python {sorted(install.stubs)[-1] if install.stubs else '3.12'} or another listed version",)),
         ))
-    elif not os.access(stub, os.X_OK):
+    elif not install.stub_executable.get(target.minor, False):
         findings.append(Finding(ID, Status.ERROR, f"the stub {stub} is not executable", evidence=evidence,
                                 fix=FixHint("chmod", "make it executable", (f"chmod +x {stub}",))))
     if not findings:

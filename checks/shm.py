@@ -34,8 +34,7 @@ ORDER = 73
 HEADROOM = 64 * 1024 * 1024
 
 
-def _grow_fix(runtime: RuntimeFacts) -> FixHint:
-    kind = runtime.container
+def _grow_fix(kind: str | None) -> FixHint:
     if kind == "kubernetes":
         return FixHint("shm-size", "mount a memory-backed emptyDir at /dev/shm in the pod spec", (
             "# volumes: [{name: dshm, emptyDir: {medium: Memory, sizeLimit: 1Gi}}]",
@@ -61,7 +60,7 @@ def _explain(shm: ShmFacts) -> str:
 def _space(snap: Snapshot, runtime: RuntimeFacts, shm: ShmFacts) -> Finding:
     evidence = {"path": shm.path, "fstype": shm.fstype, "total": shm.total, "free": shm.free,
                 "region_bytes": shm.region_bytes, "growth_bytes": shm.growth_bytes, "region_source": shm.region_source,
-                "container": runtime.container}
+                "container": snap.system.container}
     if not shm.exists:
         return Finding(ID, Status.ERROR, f"{shm.path} does not exist: the python backend cannot create shared memory",
                        detail=_explain(shm), evidence=evidence,
@@ -79,11 +78,11 @@ def _space(snap: Snapshot, runtime: RuntimeFacts, shm: ShmFacts) -> Finding:
                        f"({human_bytes(shm.region_bytes)})",
                        detail=_explain(shm) + " The load fails with 'Unable to initialize shared memory key ... "
                               "No space left on device'.",
-                       evidence=evidence, fix=_grow_fix(runtime))
+                       evidence=evidence, fix=_grow_fix(snap.system.container))
     if free < HEADROOM:
         return Finding(ID, Status.WARN, f"{shm.path} has only {size}: room for "
                        f"{free // shm.region_bytes} python-backend instance(s) and little for tensors",
-                       detail=_explain(shm), evidence=evidence, fix=_grow_fix(runtime))
+                       detail=_explain(shm), evidence=evidence, fix=_grow_fix(snap.system.container))
     return Finding(ID, Status.OK, f"{shm.path}: {size}", detail=_explain(shm), evidence=evidence)
 
 

@@ -42,10 +42,24 @@ def plan_all(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | Non
     plans: list[FixPlan] = []
     for module in fix_modules():
         made = module.plan(snap, findings, ctx)
-        if made is not None:
-            plans.append(made)
-            ctx.previous.append(made)
+        if made is None:
+            continue
+        if _already_in_effect(made, findings):
+            ctx.notes.append(f"{made.id}: already in place and in effect here; nothing to do")
+            continue
+        plans.append(made)
+        ctx.previous.append(made)
     return plans
+
+
+def _already_in_effect(plan: FixPlan, findings: list["Finding"]) -> bool:
+    """A plan with nothing to change whose findings are already fine: the fix is in place and
+    active (a shell that sourced the hooks), so there is nothing to plan."""
+    from tritondoctor.findings import Status
+
+    if not plan.empty:
+        return False
+    return all(f.status in (Status.OK, Status.SKIP) for f in findings if f.id in plan.clears)
 
 
 def check_fresh(plan: FixPlan) -> None:

@@ -1,51 +1,35 @@
-"""`tritondoctor fix` and `tritondoctor env`: plain functions the CLI registers.
+"""`tritondoctor fix`: stages that flow forward and return data.
 
-    fix_command(python, yes, dry_run, json_out, undo, force, package, no_smoke) -> exit code
-    env_command(python, shell) -> exit code
+    request → target (chosen once) → snapshot (taken once) → plans → decision → apply
+            → re-check (the snapshot derived under the activated environment) → smoke → report
 
-fix: snapshot -> checks -> plans (each with its proven prediction) -> shown -> confirmed (--yes;
-no terminal and no --yes: refused, exit 2) -> applied under the environment's lock through a
-journal (rolled back on failure) -> checks again in a really activated shell -> smoke test.
+`--undo` takes the same request and target and goes straight to the journal. Every stage is a
+function of what the previous ones returned; only `run_fix` prints, through render/plans.py.
 
-Exit codes: 0 fixed, verified, and no error left (or nothing to fix; --dry-run: every plan can be
-applied); 1 an error remains (one no plan addresses included), a plan was not proven, applying
-failed and was rolled back, another fix holds the environment, or nothing to undo; 2 bad usage,
-a rejected --package, or no terminal to confirm on without --yes (one line, no traceback).
+Exit codes: 0 fixed, verified, and no error left (or nothing to fix / nothing left to undo;
+--dry-run: every plan can be applied); 1 an error remains (one no plan addresses included), a
+plan was not proven, applying failed and was rolled back, or another fix holds the environment;
+2 bad usage, a rejected --package, or no terminal to confirm on without --yes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS, CannotProceed, UsageError
 
-
-class _Usage(Exception):
-    pass
-
-
-def _error(message: str) -> int:
-    print(f"tritondoctor: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _console(stderr: bool = False):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# fix
-# ---------------------------------------------------------------------------------------------
+    from tritondoctor.findings import Finding
+    from tritondoctor.plan import FixPlan, PlanContext
+    from tritondoctor.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -61,251 +45,362 @@ class FixRequest:
 
     @classmethod
     def from_options(cls, **kw: Any) -> "FixRequest":
-        return cls(**kw)
+        """Validated here, once: a bad combination or a missing --package is a usage error."""
+        request = cls(**kw)
+        if request.undo and (request.dry_run or request.packages):
+            raise UsageError("--undo takes no --dry-run or --package")
+        for path in request.packages:
+            if not os.path.isfile(path):
+                raise UsageError(f"--package {path}: no such file")
+        return replace(request, packages=tuple(os.path.abspath(p) for p in request.packages))
 
 
-def run_fix(req: FixRequest) -> int:
-    return fix_command(req.python, req.yes, req.dry_run, req.json_out, req.undo, req.force, list(req.packages),
-                       req.no_smoke)
+@dataclass
+class PlanSet:
+    findings: list["Finding"]
+    plans: list["FixPlan"]
+    ctx: "PlanContext"
+
+    @property
+    def unfixed(self) -> list["Finding"]:
+        from tritondoctor.findings import Status
+
+        return [f for f in self.findings if f.status == Status.ERROR and not any(f.id in p.clears for p in self.plans)]
+
+    @property
+    def actionable(self) -> list["FixPlan"]:
+        return [p for p in self.plans if not p.empty]
 
 
-def fix_command(
-    python: str | None,
-    yes: bool,
-    dry_run: bool,
-    json_out: bool,
-    undo: bool,
-    force: bool,
-    package: list[str],
-    no_smoke: bool,
-) -> int:
-    from tritondoctor.facts.target import TargetError
-    from tritondoctor.journal import JournalError, NothingToUndo, PrefixBusy
-    from tritondoctor.plan import ApplyError, PlanError
+@dataclass
+class FixReport:
+    """What the run did, in the shape `--json` prints."""
+
+    target: dict[str, Any]
+    plans: list[dict[str, Any]]
+    notes: list[str]
+    applied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    journal: str | None = None
+    recheck: dict[str, Any] | None = None
+    smoke: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------------------------
+
+
+def choose_target(python: str | None) -> str:
+    """The interpreter of the environment to fix, chosen once for every later stage."""
+    from tritondoctor.facts.target import TargetError, choose_interpreter
 
     try:
-        if undo:
-            if dry_run or package:
-                raise _Usage("--undo takes no --dry-run or --package")
-            return _undo(python, force, json_out)
-        for path in package:
-            if not os.path.isfile(path):
-                raise _Usage(f"--package {path}: no such file")
-        return _fix(python, yes, dry_run, json_out, force, tuple(os.path.abspath(p) for p in package), no_smoke)
-    except (_Usage, TargetError, PlanError) as exc:
-        return _error(str(exc))
-    except NothingToUndo as exc:
-        print(f"tritondoctor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    except (PrefixBusy, JournalError, ApplyError) as exc:
-        print(f"tritondoctor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        executable, _ = choose_interpreter(os.environ, python)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    return executable
 
 
-def _target_prefix(python: str | None) -> str:
-    from tritondoctor.facts.target import choose_interpreter, probe
-
-    executable, why = choose_interpreter(os.environ, python)
-    return probe(executable, os.environ, selected_by=why).prefix
-
-
-def _undo(python: str | None, force: bool, json_out: bool) -> int:
-    from tritondoctor.journal import undo_last
-
-    prefix = _target_prefix(python)
-    result = undo_last(prefix, force=force)
-    if json_out:
-        print(json.dumps({"undone": result.fixes, "prefix": prefix, "restored": result.restored,
-                          "removed": result.removed, "removed_dirs": result.removed_dirs,
-                          "kept_copies": result.kept_copies}, indent=2))
-        return EXIT_OK
-    console = _console()
-    console.print(f"[bold]undone[/]: {', '.join(result.fixes) or 'fix'} in {prefix}")
-    for rel in result.restored:
-        console.print(f"  restored {os.path.join(prefix, rel)}")
-    for rel in result.removed:
-        console.print(f"  removed  {os.path.join(prefix, rel)}")
-    for rel in result.removed_dirs:
-        console.print(f"  removed  {os.path.join(prefix, rel)}/")
-    for copy in result.kept_copies:
-        console.print(f"  [yellow]kept your later version as {copy}[/]")
-    console.print("Activate the environment again to drop the change from this shell.")
-    return EXIT_OK
-
-
-def _is_base_env(snap: Any) -> bool:
-    prefix = snap.target.prefix
-    if os.path.isdir(os.path.join(prefix, "condabin")):
-        return True
-    base = snap.conda.base_prefix if snap.conda else None
-    return base is not None and os.path.realpath(base) == os.path.realpath(prefix)
-
-
-def _plans(snap: Any, findings: list, packages: tuple[str, ...], force: bool, workdir: str):  # type: ignore[no-untyped-def]
-    from tritondoctor.fixes import plan_all
-    from tritondoctor.plan import PlanContext
-
-    ctx = PlanContext(packages=packages, force=force, workdir=workdir)
-    return plan_all(snap, findings, ctx), ctx
-
-
-def _fix(python: str | None, yes: bool, dry_run: bool, json_out: bool, force: bool,
-         packages: tuple[str, ...], no_smoke: bool) -> int:
-    from tritondoctor.registry import run_checks
+def snapshot_for_fix(executable: str, force: bool) -> "Snapshot":
+    """The one snapshot: for a conda env that is not the active one, derived under the
+    environment `conda activate` would give it (its activate.d scripts included)."""
+    from tritondoctor.activation import activated_environ
+    from tritondoctor.facts.target import TargetError
     from tritondoctor.snapshot import take_snapshot
 
-    snap = take_snapshot(python=python)
+    try:
+        snap = take_snapshot(python=executable)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
     if snap.target is None:
-        raise _Usage(snap.target_error or "no Python found: activate your environment or pass --python PATH")
+        raise UsageError(snap.target_error or "no Python found: activate your environment or pass --python PATH")
     prefix = snap.target.prefix
     if snap.target.env_kind == "conda" and _is_base_env(snap) and not force:
-        raise _Usage(f"{prefix} is the conda base environment: tritondoctor changes it only with --force "
-                     "(better: create an environment for PyTriton)")
+        raise UsageError(f"{prefix} is the conda base environment: tritondoctor changes it only with --force "
+                         "(better: create an environment for PyTriton)")
     active = os.environ.get("CONDA_PREFIX")
     if snap.target.env_kind == "conda" and not (active and os.path.realpath(active) == os.path.realpath(prefix)):
-        # Not the active env (--python): plan for the environment `conda activate` would give it,
-        # its activate.d scripts included, since that is where PyTriton will run.
         activated = activated_environ(snap, [])
         if activated != dict(snap.environ):
             snap = snap.derive(activated)
+    return snap
+
+
+def make_plans(snap: "Snapshot", packages: tuple[str, ...], force: bool, workdir: str) -> PlanSet:
+    from tritondoctor.fixes import plan_all
+    from tritondoctor.plan import PlanContext
+    from tritondoctor.registry import run_checks
+
     findings = run_checks(snap)
-    workdir = tempfile.mkdtemp(prefix="tritondoctor-fix-")
-    try:
-        plans, ctx = _plans(snap, findings, packages, force, workdir)
-        return _run(snap, findings, plans, ctx, yes, dry_run, json_out, force, packages, no_smoke, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    ctx = PlanContext(packages=packages, force=force, workdir=workdir)
+    return PlanSet(findings, plan_all(snap, findings, ctx), ctx)
 
 
-def _applicable(plan: Any, force: bool) -> bool:
+def applicable(plan: "FixPlan", force: bool) -> bool:
     return plan.prediction.proven or plan.prediction.deferred or force
 
 
-def _run(snap: Any, findings: list, plans: list, ctx: Any, yes: bool, dry_run: bool, json_out: bool,
-         force: bool, packages: tuple[str, ...], no_smoke: bool, workdir: str) -> int:
-    from tritondoctor.findings import Status
-
-    prefix = snap.target.prefix
-    out = _console(stderr=json_out)
-    report: dict[str, Any] = {"target": snap.target_json(), "plans": [p.to_json() for p in plans],
-                              "notes": list(ctx.notes), "applied": [], "skipped": [], "journal": None,
-                              "recheck": None, "smoke": None, "error": None}
-    actionable = [p for p in plans if not p.empty]
-    unfixed = [f for f in findings if f.status == Status.ERROR and not any(f.id in p.clears for p in plans)]
-    _render_plans(out, snap, plans, ctx.notes, unfixed)
-    if not actionable:
-        if json_out:
-            print(json.dumps(report, indent=2))
-        if plans:  # hooks already in place
-            return EXIT_OK if not unfixed else EXIT_PROBLEMS
-        out.print("[green]nothing to fix[/]" if not unfixed else
-                  "[yellow]no automatic fix for the remaining problems[/] (see `tritondoctor check`)")
-        return EXIT_OK if not unfixed else EXIT_PROBLEMS
-    skipped = [p for p in actionable if not _applicable(p, force)]
-    to_apply = [p for p in actionable if _applicable(p, force)]
-    report["skipped"] = [p.id for p in skipped]
-    for plan in skipped:
-        out.print(f"[yellow]not applying {plan.id}[/]: its prediction is not proven ({plan.prediction.reason}); "
-                  "--force applies it anyway")
-    if dry_run:
-        if json_out:
-            print(json.dumps(report, indent=2))
-        out.print("[dim]--dry-run: nothing was changed[/]")
-        return EXIT_OK if to_apply and not skipped else EXIT_PROBLEMS
-    if not to_apply:
-        if json_out:
-            print(json.dumps(report, indent=2))
-        return EXIT_PROBLEMS
-    if not yes:
-        if not sys.stdin.isatty():
-            if json_out:
-                print(json.dumps(report, indent=2))
-            print("tritondoctor: error: refusing to change the environment without confirmation: no terminal to ask "
-                  "on; pass --yes (or --dry-run to only see the plan)", file=sys.stderr)
-            return EXIT_USAGE
-        from rich.prompt import Confirm
-
-        if not Confirm.ask(f"Apply {len(to_apply)} fix{'es' if len(to_apply) > 1 else ''} to {prefix}?",
-                           console=out, default=False):
-            out.print("nothing was changed")
-            return EXIT_PROBLEMS
-    from tritondoctor.journal import JournalError
-    from tritondoctor.plan import ApplyError
-
-    try:
-        applied, journal_dir, fresh_snap = _apply(out, snap, to_apply, packages, force, workdir)
-    except (ApplyError, JournalError) as exc:
-        report["error"] = str(exc)
-        if json_out:
-            print(json.dumps(report, indent=2))
-        print(f"tritondoctor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    report["applied"] = [p.id for p in applied]
-    report["journal"] = journal_dir
-    code = EXIT_OK
-    environ = activated_environ(fresh_snap or snap, applied or to_apply)
-    recheck = _recheck(out, snap, environ, applied or to_apply)
-    report["recheck"] = recheck
-    if not recheck["ok"] or skipped or recheck["other_errors"]:
-        code = EXIT_PROBLEMS  # something is still wrong: what fix did not touch is listed above
-    if not no_smoke and recheck["ok"] and not recheck["other_errors"]:
-        smoke = _smoke(out, snap.target.executable, environ)
-        report["smoke"] = smoke
-        if smoke is not None and not smoke.get("passed"):
-            code = EXIT_PROBLEMS
-    _next_steps(out, snap, bool(applied))
-    if json_out:
-        print(json.dumps(report, indent=2))
-    return code
+@dataclass(frozen=True)
+class Applied:
+    plans: list["FixPlan"]
+    journal_dir: str | None
+    snap: "Snapshot"  # a fresh one when the environment changed under us, else the original
 
 
-def _apply(out: Any, snap: Any, plans: list, packages: tuple[str, ...], force: bool,
-           workdir: str) -> tuple[list, str | None, Any]:
+def apply_plans(out: "Console", snap: "Snapshot", plans: list["FixPlan"], packages: tuple[str, ...],
+                force: bool, workdir: str) -> Applied:
     """Under the lock: re-plan if anything changed since planning, then apply through a journal."""
-    from tritondoctor.fixes import check_fresh, module_for
-    from tritondoctor.journal import Journal, PrefixLock
-    from tritondoctor.plan import ApplyError
-    from tritondoctor.registry import run_checks
+    from tritondoctor.fixes import check_fresh
+    from tritondoctor.journal import PrefixLock
     from tritondoctor.snapshot import take_snapshot
 
-    prefix = snap.target.prefix
-    fresh_snap = None
+    prefix = snap.target.prefix if snap.target else ""
     with PrefixLock(prefix) as lock:
         if lock.waited > 0.5:
             out.print(f"[dim]waited {lock.waited:.1f}s for another tritondoctor fix on {prefix}[/]")
         if not _still_fresh(plans, check_fresh):
             # Another run changed the environment while we planned: plan again from what is there now.
-            fresh_snap = take_snapshot(python=snap.target.executable)
-            replanned, _ = _plans(fresh_snap, run_checks(fresh_snap), packages, force, workdir)
+            snap = take_snapshot(python=snap.target.executable if snap.target else None)
             wanted = {p.id for p in plans}
-            plans = [p for p in replanned if p.id in wanted and not p.empty and _applicable(p, force)]
+            replanned = make_plans(snap, packages, force, workdir).plans
+            plans = [p for p in replanned if p.id in wanted and not p.empty and applicable(p, force)]
             if not plans:
                 out.print("[green]another tritondoctor fix already made these changes; nothing left to do[/]")
                 lock.remove_if_unused()
-                return [], None, fresh_snap
-        journal = Journal(prefix, [p.id for p in plans], " ".join(shlex.quote(a) for a in sys.argv))
-        try:
-            for plan in plans:
-                out.print(f"[bold]applying[/] {plan.id}: {plan.title}")
-                module_for(plan.id).apply(plan, journal)
-            journal.commit()
-        except BaseException as exc:
-            problems = journal.rollback()
-            lock.remove_if_unused()
-            if problems:
-                raise ApplyError(f"{_reason(exc)}; rolling back failed for: {'; '.join(problems)} "
-                                 f"(backups in {journal.dir})") from None
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise ApplyError(f"{_reason(exc)}; everything was rolled back") from None
-        changed = journal.changed if os.path.isdir(journal.dir) else []
-        for entry in changed:
-            out.print(f"  {'created' if entry['before']['type'] == 'absent' else 'changed'} "
-                      f"{os.path.join(journal.prefix, entry['path'])}")
-        journal_dir = journal.dir if os.path.isdir(journal.dir) else None
-        if journal_dir is None:
-            lock.remove_if_unused()
-    return plans, journal_dir, fresh_snap
+                return Applied([], None, snap)
+        journal_dir = _journaled_apply(out, lock, plans)
+    return Applied(plans, journal_dir, snap)
+
+
+def _journaled_apply(out: "Console", lock: Any, plans: list["FixPlan"]) -> str | None:
+    from tritondoctor.fixes import module_for
+    from tritondoctor.journal import Journal
+    from tritondoctor.plan import ApplyError
+
+    journal = Journal(lock.prefix, [p.id for p in plans], " ".join(shlex.quote(a) for a in sys.argv))
+    try:
+        for plan in plans:
+            out.print(f"[bold]applying[/] {plan.id}: {plan.title}")
+            module_for(plan.id).apply(plan, journal)
+        journal.commit()
+    except BaseException as exc:
+        problems = journal.rollback()
+        lock.remove_if_unused()
+        if problems:
+            raise ApplyError(f"{_reason(exc)}; rolling back failed for: {'; '.join(problems)} "
+                             f"(backups in {journal.dir})") from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ApplyError(f"{_reason(exc)}; everything was rolled back") from None
+    changed = journal.changed if os.path.isdir(journal.dir) else []
+    for entry in changed:
+        out.print(f"  {'created' if entry['before']['type'] == 'absent' else 'changed'} "
+                  f"{os.path.join(journal.prefix, entry['path'])}")
+    journal_dir = journal.dir if os.path.isdir(journal.dir) else None
+    if journal_dir is None:
+        lock.remove_if_unused()
+    return journal_dir
+
+
+def recheck(snap: "Snapshot", environ: Mapping[str, str], plans: list["FixPlan"]) -> dict[str, Any]:
+    """The checks again on the snapshot derived under the environment as activated now."""
+    from tritondoctor.findings import Status
+    from tritondoctor.registry import run_checks
+
+    findings = run_checks(snap.derive(environ))
+    targeted = {i for p in plans for i in p.clears}
+    statuses: dict[str, tuple[str, str]] = {}
+    for check_id in sorted(targeted):
+        mine = [f for f in findings if f.id == check_id]
+        bad = [f for f in mine if f.status in (Status.ERROR, Status.WARN)]
+        shown = bad[0] if bad else (mine[0] if mine else None)
+        statuses[check_id] = ((bad[0].status.value if bad else "ok"), shown.title if shown else "skipped")
+    others = [f for f in findings if f.status == Status.ERROR and f.id not in targeted]
+    return {"ok": all(s == "ok" for s, _ in statuses.values()), "statuses": statuses,
+            "ld_library_path": environ.get("LD_LIBRARY_PATH"), "other_errors": others}
+
+
+def smoke_after_fix(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    from tritondoctor.smoke import run_smoke
+
+    result = run_smoke(python, dict(environ))
+    data = result.to_json()
+    data["passed"] = bool(result.passed)
+    data["_findings"] = list(result.findings)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def run_fix(req: FixRequest) -> int:
+    executable = choose_target(req.python)
+    if req.undo:
+        return run_undo(executable, req)
+    snap = snapshot_for_fix(executable, req.force)
+    workdir = tempfile.mkdtemp(prefix="tritondoctor-fix-")
+    try:
+        return _fix(req, snap, make_plans(snap, req.packages, req.force, workdir), workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fix(req: FixRequest, snap: "Snapshot", planset: PlanSet, workdir: str) -> int:
+    from tritondoctor.commands.common import console
+    from tritondoctor.render.plans import render_plans
+
+    out = console(stderr=req.json_out)
+    report = FixReport(target=snap.target_json(), plans=[p.to_json() for p in planset.plans],
+                       notes=list(planset.ctx.notes))
+    render_plans(out, snap, planset.plans, planset.ctx.notes, planset.unfixed)
+    decision = _decide(out, req, planset, report)
+    if not decision.to_apply:
+        return _finish(req, report, decision.exit_status)
+    return _apply_and_verify(out, req, snap, decision, report, workdir)
+
+
+@dataclass(frozen=True)
+class Decision:
+    to_apply: list["FixPlan"]  # empty: nothing is applied, and the run ends with exit_status
+    skipped: list["FixPlan"]  # not proven (and no --force)
+    exit_status: int = EXIT_OK
+
+
+def _decide(out: "Console", req: FixRequest, planset: PlanSet, report: FixReport) -> Decision:
+    """What to apply, said to the user here when it is nothing."""
+    actionable = planset.actionable
+    left = EXIT_PROBLEMS if planset.unfixed else EXIT_OK
+    if not actionable:
+        if not planset.plans:
+            out.print("[green]nothing to fix[/]" if not planset.unfixed else
+                      "[yellow]no automatic fix for the remaining problems[/] (see `tritondoctor check`)")
+        return Decision([], [], left)
+    skipped = [p for p in actionable if not applicable(p, req.force)]
+    to_apply = [p for p in actionable if applicable(p, req.force)]
+    report.skipped = [p.id for p in skipped]
+    for plan in skipped:
+        out.print(f"[yellow]not applying {plan.id}[/]: its prediction is not proven ({plan.prediction.reason}); "
+                  "--force applies it anyway")
+    if req.dry_run:
+        out.print("[dim]--dry-run: nothing was changed[/]")
+        return Decision([], skipped, EXIT_OK if to_apply and not skipped else EXIT_PROBLEMS)
+    if not to_apply:
+        return Decision([], skipped, EXIT_PROBLEMS)
+    if not req.yes and not _confirmed(out, req, report, len(to_apply), planset):
+        return Decision([], skipped, EXIT_PROBLEMS)
+    return Decision(to_apply, skipped)
+
+
+def _confirmed(out: "Console", req: FixRequest, report: FixReport, count: int, planset: PlanSet) -> bool:
+    if not sys.stdin.isatty():
+        if req.json_out:
+            _print_json(report)
+        raise UsageError("refusing to change the environment without confirmation: no terminal to ask on; "
+                         "pass --yes (or --dry-run to only see the plan)")
+    from rich.prompt import Confirm
+
+    prefix = planset.plans[0].prefix
+    if Confirm.ask(f"Apply {count} fix{'es' if count > 1 else ''} to {prefix}?", console=out, default=False):
+        return True
+    out.print("nothing was changed")
+    return False
+
+
+def _apply_and_verify(out: "Console", req: FixRequest, snap: "Snapshot", decision: Decision, report: FixReport,
+                      workdir: str) -> int:
+    from tritondoctor.activation import activated_environ
+    from tritondoctor.journal import JournalError
+    from tritondoctor.plan import ApplyError
+    from tritondoctor.render.plans import render_next_steps, render_recheck
+
+    to_apply = decision.to_apply
+    try:
+        applied = apply_plans(out, snap, to_apply, req.packages, req.force, workdir)
+    except (ApplyError, JournalError) as exc:
+        report.error = str(exc)
+        if req.json_out:
+            _print_json(report)
+        raise CannotProceed(str(exc)) from None
+    report.applied = [p.id for p in applied.plans]
+    report.journal = applied.journal_dir
+    environ = activated_environ(applied.snap, applied.plans or to_apply)
+    result = recheck(applied.snap, environ, applied.plans or to_apply)
+    render_recheck(out, result["statuses"], result["other_errors"])
+    report.recheck = dict(result, statuses={k: s for k, (s, _) in result["statuses"].items()},
+                          other_errors=[f.to_json() for f in result["other_errors"]])
+    code = EXIT_OK if result["ok"] and not decision.skipped and not result["other_errors"] else EXIT_PROBLEMS
+    if not req.no_smoke and result["ok"] and not result["other_errors"]:
+        out.print("[bold]smoke test[/]: a real model through PyTriton (--no-smoke skips it)")
+        smoke = smoke_after_fix(applied.snap.target.executable if applied.snap.target else "python", environ)
+        _render_smoke_line(out, smoke)
+        report.smoke = {k: v for k, v in smoke.items() if not k.startswith("_")}
+        code = code if smoke["passed"] else EXIT_PROBLEMS
+    render_next_steps(out, snap, bool(applied.plans))
+    return _finish(req, report, code)
+
+
+def _render_smoke_line(out: "Console", smoke: dict[str, Any]) -> None:
+    out.print(f"  {'[green]✓ passed[/]' if smoke['passed'] else '[red]✗ failed[/]'}")
+    if not smoke["passed"]:
+        for finding in smoke.get("_findings", []):
+            out.print(f"    {finding.id}: {finding.title}")
+
+
+def _finish(req: FixRequest, report: FixReport, code: int) -> int:
+    if req.json_out:
+        _print_json(report)
+    return code
+
+
+def _print_json(report: FixReport) -> None:
+    from tritondoctor.commands.common import print_json
+
+    print_json(report.to_json())
+
+
+def run_undo(executable: str, req: FixRequest) -> int:
+    """Undo the last fix of the target's environment; nothing left to undo is said, exit 0."""
+    from tritondoctor.commands.common import console, print_json
+    from tritondoctor.facts.target import TargetError, probe
+    from tritondoctor.journal import JournalError, NothingToUndo, PrefixBusy, undo_last
+    from tritondoctor.render.plans import render_undo
+
+    try:
+        prefix = probe(executable, os.environ, selected_by="--python" if req.python else "environment").prefix
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        result = undo_last(prefix, force=req.force)
+    except NothingToUndo as exc:
+        if req.json_out:
+            print_json({"undone": [], "prefix": prefix, "message": str(exc)})
+        else:
+            console().print(f"nothing to undo: {exc}")
+        return EXIT_OK
+    except (PrefixBusy, JournalError) as exc:
+        raise CannotProceed(str(exc)) from None
+    if req.json_out:
+        print_json({"undone": list(result.fixes), "prefix": prefix, "restored": list(result.restored),
+                    "removed": list(result.removed), "removed_dirs": list(result.removed_dirs),
+                    "kept_copies": list(result.kept_copies)})
+    else:
+        render_undo(console(), prefix, result)
+    return EXIT_OK
+
+
+def _is_base_env(snap: "Snapshot") -> bool:
+    prefix = snap.target.prefix if snap.target else ""
+    if os.path.isdir(os.path.join(prefix, "condabin")):
+        return True
+    base = snap.conda.base_prefix if snap.conda else None
+    return base is not None and os.path.realpath(base) == os.path.realpath(prefix)
 
 
 def _reason(exc: BaseException) -> str:
@@ -314,230 +409,14 @@ def _reason(exc: BaseException) -> str:
         else f"{exc.__class__.__name__}: {text}"
 
 
-def _still_fresh(plans: list, check: Any) -> bool:
+def _still_fresh(plans: list["FixPlan"], check: Any) -> bool:
     for plan in plans:
         try:
             check(plan)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure means: plan again
             return False
         if plan.install is not None:
             meta = os.path.join(plan.prefix, "conda-meta")
             if any(not os.path.exists(os.path.join(meta, r)) for r in plan.install.replaces):
                 return False
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# The environment after the fix: a real activation in a shell
-# ---------------------------------------------------------------------------------------------
-
-
-def _run_env0(script: str, environ: Mapping[str, str]) -> dict[str, str] | None:
-    shell = shutil.which("bash") or shutil.which("sh")
-    if shell is None:
-        return None
-    try:
-        proc = subprocess.run([shell, "-c", script], env=dict(environ), capture_output=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None
-    out: dict[str, str] = {}
-    for item in proc.stdout.split(b"\0"):
-        if item and b"=" in item:
-            key, _, value = item.partition(b"=")
-            out[key.decode(errors="surrogateescape")] = value.decode(errors="surrogateescape")
-    return out
-
-
-def activated_environ(snap: Any, plans: list) -> dict[str, str]:
-    """The environment a user gets by activating the target environment now (after the fix): its
-    activation really run in bash, starting from the current environment. Falls back to the
-    plans' model (their directories put first) when no shell can be run."""
-    from tritondoctor.plan import prepend_dirs
-
-    environ = dict(os.environ)
-    target = snap.target
-    prefix = target.prefix
-    q = shlex.quote
-    if target.env_kind == "venv":
-        result = _run_env0(f". {q(os.path.join(prefix, 'bin', 'activate'))} && env -0",
-                           dict(environ, VIRTUAL_ENV_DISABLE_PROMPT="1"))
-    elif target.env_kind == "conda":
-        active = environ.get("CONDA_PREFIX")
-        scripts: list[str] = []
-        if active and os.path.isdir(os.path.join(active, "etc", "conda", "deactivate.d")):
-            directory = os.path.join(active, "etc", "conda", "deactivate.d")
-            scripts += sorted((os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".sh")), reverse=True)
-        activate_d = os.path.join(prefix, "etc", "conda", "activate.d")
-        if os.path.isdir(activate_d):
-            scripts += sorted(os.path.join(activate_d, n) for n in os.listdir(activate_d) if n.endswith(".sh"))
-        env = dict(environ)
-        if not active or os.path.realpath(active) != os.path.realpath(prefix):
-            shlvl = int(environ.get("CONDA_SHLVL", "0") or 0) if (environ.get("CONDA_SHLVL", "0") or "0").isdigit() else 0
-            env.update(CONDA_PREFIX=prefix, CONDA_SHLVL=str(max(shlvl, 1)), CONDA_DEFAULT_ENV=prefix,
-                       PATH=f"{os.path.join(prefix, 'bin')}:{environ.get('PATH', '')}")
-        result = _run_env0("".join(f". {q(s)}\n" for s in scripts) + "env -0", env)
-    else:
-        result = None
-    if result is not None:
-        return result
-    dirs = [d for p in plans for d in p.dirs]
-    if dirs:
-        environ["LD_LIBRARY_PATH"] = prepend_dirs(environ.get("LD_LIBRARY_PATH"), dirs)
-    return environ
-
-
-def _recheck(out: Any, snap: Any, environ: Mapping[str, str], plans: list) -> dict[str, Any]:
-    from tritondoctor.findings import Status
-    from tritondoctor.registry import run_checks
-    from tritondoctor.snapshot import take_snapshot
-
-    after_snap = take_snapshot(python=snap.target.executable, environ=environ, options=snap.options)
-    findings = run_checks(after_snap)
-    targeted = {i for p in plans for i in p.clears}
-    results = {}
-    ok = True
-    out.print("[bold]check again[/] in the environment as activated now:")
-    for check_id in sorted(targeted):
-        mine = [f for f in findings if f.id == check_id]
-        bad = [f for f in mine if f.status in (Status.ERROR, Status.WARN)]
-        results[check_id] = "ok" if not bad else bad[0].status.value
-        ok = ok and not bad
-        mark = "[green]✓[/]" if not bad else "[red]✗[/]"
-        out.print(f"  {mark} {check_id}: {mine[0].title if mine and not bad else (bad[0].title if bad else 'skipped')}")
-    errors = [f for f in findings if f.status == Status.ERROR and f.id not in targeted]
-    for f in errors:
-        out.print(f"  [yellow]still[/] {f.id}: {f.title}")
-    return {"ok": ok, "statuses": results, "ld_library_path": environ.get("LD_LIBRARY_PATH"),
-            "other_errors": [f.to_json() for f in errors]}
-
-
-def _smoke(out: Any, python: str, environ: Mapping[str, str]) -> dict[str, Any] | None:
-    try:
-        from tritondoctor.smoke import run_smoke
-    except ImportError:
-        return None
-    out.print("[bold]smoke test[/]: a real model through PyTriton (--no-smoke skips it)")
-    result = run_smoke(python, dict(environ))
-    passed = bool(getattr(result, "passed", False))
-    try:
-        data = result.to_json()
-    except Exception:  # noqa: BLE001
-        data = {}
-    data["passed"] = passed
-    out.print(f"  {'[green]✓ passed[/]' if passed else '[red]✗ failed[/]'}")
-    if not passed:
-        for finding in getattr(result, "findings", []) or []:
-            out.print(f"    {finding.id}: {finding.title}")
-    return data
-
-
-def _next_steps(out: Any, snap: Any, applied: bool) -> None:
-    if not applied:
-        return
-    prefix = snap.target.prefix
-    if snap.target.env_kind == "venv":
-        out.print(f"To use it in this shell: [bold]source {shlex.quote(os.path.join(prefix, 'bin', 'activate'))}[/]; "
-                  'services that activate nothing: [bold]eval "$(tritondoctor env)"[/]')
-    elif snap.target.env_kind == "conda":
-        out.print(f"To use it in this shell: [bold]conda deactivate && conda activate {shlex.quote(prefix)}[/]")
-    out.print("Undo: [bold]tritondoctor fix --undo[/]")
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering plans
-# ---------------------------------------------------------------------------------------------
-
-
-def _render_plans(out: Any, snap: Any, plans: list, notes: list[str], unfixed: list) -> None:
-    from rich.markup import escape
-
-    target = snap.target
-    out.print(f"tritondoctor fix · {escape(target.prefix)} ({target.env_kind}, Python {target.version_string})")
-    for n, plan in enumerate(plans, 1):
-        pred = plan.prediction
-        status = ("[green]proven[/]" if pred.proven else "[cyan]checked before install[/]" if pred.deferred
-                  else "[red]not proven[/]")
-        out.print(f"\n[bold]{n}. {plan.id}[/]: {escape(plan.title)}")
-        if plan.clears:
-            out.print(f"   clears: {', '.join(plan.clears)}")
-        out.print(f"   prediction: {status}: " + ", ".join(f"{k} → {v}" for k, v in pred.statuses.items()))
-        out.print(f"   [dim]{escape(pred.method)}[/]")
-        if pred.reason:
-            out.print(f"   [yellow]{escape(pred.reason)}[/]")
-        for key, value in pred.environ.items():
-            out.print(f"   {key} → {escape(repr(value) if value is None else value)}")
-        for change in plan.changes:
-            out.print(f"   {'+' if change.kind == 'create' else '~'} {escape(change.path)}  [dim]{escape(change.description)}[/]")
-            lines = (change.block or change.content).splitlines()
-            out.print(f"       [dim]{len(lines)} lines ({'marked blocks' if change.kind == 'append-block' else 'new file'}; "
-                      f"--json or --dry-run --json shows them)[/]")
-        if plan.install is not None:
-            inst = plan.install
-            what = f"{inst.name}-{inst.version}-{inst.build}" if inst.name else inst.spec
-            out.print(f"   install {escape(what)} ({inst.method}); replaces {', '.join(inst.replaces) or 'nothing'}")
-        for command in plan.commands:
-            out.print(f"   $ {escape(' '.join(shlex.quote(a) for a in command.argv))}  [dim]{escape(command.description)}[/]")
-        for note in plan.notes:
-            out.print(f"   [dim]note: {escape(note)}[/]")
-    for note in notes:
-        out.print(f"\n[yellow]note[/]: {escape(note)}")
-    for finding in unfixed:
-        hint = f" (see: {finding.fix.id})" if finding.fix else ""
-        if finding.fix is not None and finding.fix.id == "env-export":
-            hint = ' (no venv or conda env to hook into: eval "$(tritondoctor env)" where PyTriton runs)'
-        out.print(f"[yellow]not fixed automatically[/]: {finding.id}: {escape(finding.title)}{escape(hint)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# env
-# ---------------------------------------------------------------------------------------------
-
-
-def env_command(python: str | None, shell: str) -> int:
-    from tritondoctor.facts.target import TargetError
-    from tritondoctor.fixes import _pathorder
-    from tritondoctor.hooks import HookError, conda_script_path, env_exports, parse_dirs
-    from tritondoctor.registry import loader_check_ids
-    from tritondoctor.registry import run_checks
-    from tritondoctor.snapshot import take_snapshot
-
-    kind = {"sh": "sh", "bash": "sh", "zsh": "sh", "dash": "sh", "fish": "fish"}.get(shell)
-    if kind is None:
-        return _error(f"--shell {shell!r}: expected sh, bash, zsh or fish")
-    try:
-        snap = take_snapshot(python=python)
-    except TargetError as exc:
-        return _error(str(exc))
-    if snap.target is None:
-        return _error(snap.target_error or "no Python found: activate your environment or pass --python PATH")
-    prefix = snap.target.prefix
-    hook_file = (os.path.join(prefix, "bin", "activate") if snap.target.env_kind == "venv"
-                 else conda_script_path(prefix, "activate", "sh"))
-    existing = None
-    if os.path.isfile(hook_file):
-        with open(hook_file, encoding="utf-8", errors="replace") as fh:
-            existing = parse_dirs(fh.read())
-    findings = run_checks(snap, only=set(loader_check_ids()))
-    base, base_findings, base_env = _pathorder.planning_base(snap, findings, prefix, existing)
-    need = _pathorder.plan_dirs(base, base_findings, base_env)
-    for problem in need.problems:
-        print(f"tritondoctor: {problem}", file=sys.stderr)
-    if not need.dirs:
-        comment = "#" if kind == "sh" else "#"
-        print(f"{comment} tritondoctor: nothing to export: PyTriton's libraries resolve in this environment")
-        return EXIT_OK if not need.problems else EXIT_PROBLEMS
-    if need.prediction is None or not need.prediction.proven:
-        reason = need.prediction.reason if need.prediction else "unknown"
-        print(f"tritondoctor: no proven LD_LIBRARY_PATH for this environment ({reason})", file=sys.stderr)
-        return EXIT_PROBLEMS
-    try:
-        text = env_exports(need.dirs, snap.environ, kind)
-    except HookError as exc:
-        print(f"tritondoctor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    print(f"# tritondoctor: {', '.join(need.dirs)} first on LD_LIBRARY_PATH (clears {', '.join(need.clears)})")
-    sys.stdout.write(text)
-    return EXIT_OK

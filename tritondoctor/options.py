@@ -12,3 +12,7 @@ class CheckOptions:
     ports: tuple[int, ...] = DEFAULT_PORTS
     cpu_ok: bool = False
     verbose: bool = False
+    # Triton model repositories to inspect (`check --model-repository`, repeatable) and the
+    # backend directory a tritonserver would be started with (--backend-directory).
+    model_repositories: tuple[str, ...] = ()
+    backend_directory: str | None = None

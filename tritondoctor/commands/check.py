@@ -18,8 +18,14 @@ def check(
     cpu_ok: bool = typer.Option(False, "--cpu-ok", help="A machine without a GPU is fine (CPU-only models)."),
     ports: str = typer.Option("8000,8001,8002", "--ports", help="Ports PyTriton will bind."),
     only: List[str] = typer.Option([], "--only", help="Run only these check ids (repeatable)."),
+    model_repository: List[str] = typer.Option(
+        [], "--model-repository", help="A Triton model repository to inspect (repeatable, as tritonserver takes it)."),
+    backend_directory: Optional[str] = typer.Option(
+        None, "--backend-directory", help="The backend directory tritonserver will use (default: /opt/tritonserver/backends, else PyTriton's)."),
 ) -> int:
     """Static diagnosis of the environment: nothing is started or executed."""
+    import os
+
     from tritondoctor.commands.common import console, parse_ports, print_json
     from tritondoctor.errors import UsageError
     from tritondoctor.facts.target import TargetError
@@ -28,7 +34,14 @@ def check(
     from tritondoctor.render.findings import exit_code, findings_json, render_findings
     from tritondoctor.snapshot import take_snapshot
 
-    options = CheckOptions(ports=parse_ports(ports), cpu_ok=cpu_ok, verbose=verbose)
+    for directory in model_repository:
+        if not os.path.isdir(directory):
+            raise UsageError(f"--model-repository {directory}: no such directory")
+    if backend_directory is not None and not os.path.isdir(backend_directory):
+        raise UsageError(f"--backend-directory {backend_directory}: no such directory")
+    options = CheckOptions(ports=parse_ports(ports), cpu_ok=cpu_ok, verbose=verbose,
+                           model_repositories=tuple(os.path.abspath(d) for d in model_repository),
+                           backend_directory=os.path.abspath(backend_directory) if backend_directory else None)
     if only:
         known = check_ids()
         unknown = sorted(set(only) - set(known))

@@ -16,6 +16,6 @@ def env(
     shell: str = typer.Option("sh", "--shell", help="sh (bash, zsh) or fish."),
 ) -> int:
     """Print the exports that make PyTriton load correctly: eval "$(tritondoctor env)"."""
-    from tritondoctor.fixpipeline import env_command
+    from tritondoctor.envcmd import env_command
 
     return env_command(python, shell)

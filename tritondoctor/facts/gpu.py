@@ -21,9 +21,16 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from tritondoctor.facts.inputs import EnvReads
+
 PROC_VERSION = "proc/driver/nvidia/version"
 SYS_VERSION = "sys/module/nvidia/version"
 WSL_LIB_DIR = "usr/lib/wsl/lib"
+
+# Only these variables: NVML itself is machine state (asked once, reused by Snapshot.derive).
+ENV_VARS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+READS = EnvReads(names=frozenset(ENV_VARS), files=("/" + PROC_VERSION, "/" + SYS_VERSION, "/dev/nvidia*", "/dev/dxg",
+                                                   "/" + WSL_LIB_DIR))
 
 # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.129.03  Thu Oct 19 ..." (proprietary) and
 # "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01  Release Build ..." (open).

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tritondoctor.elf import default_cache
+from tritondoctor.facts.inputs import NOTHING
 from tritondoctor.facts.target import TargetPython
 from tritondoctor.loader import Library, ResolvedTree
+
+# A function of the target and the stub's resolution only (`environ` is accepted, not read).
+READS = NOTHING
 
 _RELEASE_LEVELS = {0xA: "a", 0xB: "b", 0xC: "rc", 0xF: ""}
 

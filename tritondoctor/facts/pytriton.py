@@ -17,7 +17,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from tritondoctor.facts.inputs import EnvReads
 from tritondoctor.facts.target import TargetPython
+
+# PYTRITON_HOME and what its default is made of; the files are under the install's package_dir.
+READS = EnvReads(names=frozenset({"PYTRITON_HOME", "XDG_CACHE_HOME", "HOME"}))
 
 WORKSPACE_PLACEHOLDER = "workspace_XXXXXXXX"
 
@@ -32,6 +36,18 @@ class PyTritonInstall:
     stubs: Mapping[str, str] = field(default_factory=dict)  # "3.11" -> path
     wheel_tags: tuple[str, ...] = ()
     pytriton_home: str = ""
+    # What the files above are, read when located so that checks need not look (not in to_json).
+    tritonserver_is_file: bool = False
+    tritonserver_executable: bool = False  # os.access(X_OK)
+    python_backend_is_file: bool = False
+    libs_dir_is_dir: bool = False
+    stub_executable: Mapping[str, bool] = field(default_factory=dict)  # "3.11" -> os.access(X_OK)
+
+    @property
+    def missing_files(self) -> tuple[str, ...]:
+        """tritonserver and the python backend, those that are not regular files."""
+        present = ((self.tritonserver, self.tritonserver_is_file), (self.python_backend, self.python_backend_is_file))
+        return tuple(path for path, is_file in present if not is_file)
 
     @property
     def server_dir(self) -> str:
@@ -87,15 +103,23 @@ def locate(target: TargetPython, environ: Mapping[str, str]) -> PyTritonInstall 
                 stubs[minor] = stub
     except OSError:
         pass
+    tritonserver = os.path.join(server_dir, "bin", "tritonserver")
+    python_backend = os.path.join(server_dir, "backends", "python", "libtriton_python.so")
+    libs_dir = _libs_dir(package_dir, target)
     return PyTritonInstall(
         version=dist.version,
         package_dir=package_dir,
-        libs_dir=_libs_dir(package_dir, target),
-        tritonserver=os.path.join(server_dir, "bin", "tritonserver"),
-        python_backend=os.path.join(server_dir, "backends", "python", "libtriton_python.so"),
+        libs_dir=libs_dir,
+        tritonserver=tritonserver,
+        python_backend=python_backend,
         stubs=stubs,
         wheel_tags=dist.tags,
         pytriton_home=pytriton_home(environ),
+        tritonserver_is_file=os.path.isfile(tritonserver),
+        tritonserver_executable=os.access(tritonserver, os.X_OK),
+        python_backend_is_file=os.path.isfile(python_backend),
+        libs_dir_is_dir=os.path.isdir(libs_dir),
+        stub_executable={minor: os.access(path, os.X_OK) for minor, path in stubs.items()},
     )
 
 

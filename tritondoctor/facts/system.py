@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
+
+from tritondoctor.facts import container as container_facts
+from tritondoctor.facts.inputs import EnvReads
+
+READS = EnvReads(files=("/proc/version", "/etc/os-release", "/usr/lib/os-release")) | container_facts.READS
 
 
 @dataclass(frozen=True)
@@ -15,7 +20,11 @@ class SystemFacts:
     glibc: tuple[int, int] | None
     os_name: str  # PRETTY_NAME from os-release
     is_wsl: bool
-    in_container: bool
+    container: str | None  # the one container fact: see facts/container.py
+
+    @property
+    def in_container(self) -> bool:
+        return self.container is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,20 +72,15 @@ def _read(path: str) -> str:
         return ""
 
 
-def gather(root: str = "/") -> SystemFacts:
+def gather(root: str = "/", environ: Mapping[str, str] | None = None) -> SystemFacts:
     uname = os.uname()
     kernel_release = uname.release
     is_wsl = "microsoft" in kernel_release.lower() or "wsl" in _read("/proc/version").lower()
-    in_container = (
-        os.path.exists("/.dockerenv")
-        or os.path.exists("/run/.containerenv")
-        or any(k in _read("/proc/1/cgroup") for k in ("docker", "kubepods", "containerd"))
-    )
     return SystemFacts(
         machine=platform.machine(),
         kernel=kernel_release,
         glibc=_glibc_version(),
         os_name=_os_release(root),
         is_wsl=is_wsl,
-        in_container=in_container,
+        container=container_facts.detect(os.environ if environ is None else environ),
     )

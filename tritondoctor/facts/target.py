@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from tritondoctor.cache import JsonCache, cache_dir
+from tritondoctor.facts.inputs import EnvReads
 
 # Distributions whose installed versions checks care about (PEP 503 normalised names).
 WATCHED_DISTRIBUTIONS = (
@@ -73,6 +74,13 @@ print(json.dumps(out))
 
 
 MAX_CACHED_PROBES = 32
+
+# The variables that shape what the probe reports (its cache key); the probe runs with the whole
+# environment, but nothing else in it changes sys.path, site-packages or sysconfig.
+PROBE_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "_PYTHON_SYSCONFIGDATA_NAME")
+READS = EnvReads(names=frozenset(PROBE_ENV))
+# What choose_interpreter reads when no --python is given.
+CHOOSE_READS = EnvReads(names=frozenset({"PATH", "VIRTUAL_ENV", "CONDA_PREFIX"}))
 
 
 class TargetError(Exception):
@@ -193,8 +201,7 @@ def _cache() -> JsonCache:
 
 
 def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
-    knobs = [environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE",
-                                          "_PYTHON_SYSCONFIGDATA_NAME")]
+    knobs = [environ.get(k, "") for k in PROBE_ENV]
     return json.dumps([os.path.abspath(executable), knobs, WATCHED_DISTRIBUTIONS])
 
 

@@ -8,6 +8,7 @@ from tritondoctor import __version__
 from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS
 from tritondoctor.findings import Finding, Status, worst
 from tritondoctor.render.marks import MARKS
+from tritondoctor.share.host import host_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,6 +21,7 @@ def findings_json(snap: "Snapshot", findings: list[Finding]) -> dict[str, Any]:
     return {
         "tool_version": __version__,
         "target": snap.target_json(),
+        "host": host_json(snap.environ),
         "findings": [f.to_json() for f in findings],
         "summary": {
             "errors": sum(f.status is Status.ERROR for f in findings),

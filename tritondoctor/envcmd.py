@@ -1,0 +1,55 @@
+"""`tritondoctor env`: the exports that make PyTriton load correctly, for services and containers
+that activate nothing: eval "$(tritondoctor env)"."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+
+
+def env_command(python: str | None, shell: str) -> int:
+    from tritondoctor.facts.target import TargetError
+    from tritondoctor.fixes import _pathorder
+    from tritondoctor.hooks import HookError, conda_script_path, env_exports, parse_dirs
+    from tritondoctor.registry import loader_check_ids, run_checks
+    from tritondoctor.snapshot import take_snapshot
+
+    kind = {"sh": "sh", "bash": "sh", "zsh": "sh", "dash": "sh", "fish": "fish"}.get(shell)
+    if kind is None:
+        raise UsageError(f"--shell {shell!r}: expected sh, bash, zsh or fish")
+    try:
+        snap = take_snapshot(python=python)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if snap.target is None:
+        raise UsageError(snap.target_error or "no Python found: activate your environment or pass --python PATH")
+    prefix = snap.target.prefix
+    hook_file = (os.path.join(prefix, "bin", "activate") if snap.target.env_kind == "venv"
+                 else conda_script_path(prefix, "activate", "sh"))
+    existing = None
+    if os.path.isfile(hook_file):
+        with open(hook_file, encoding="utf-8", errors="replace") as fh:
+            existing = parse_dirs(fh.read())
+    findings = run_checks(snap, only=set(loader_check_ids()))
+    base, base_findings, base_env = _pathorder.planning_base(snap, findings, prefix, existing)
+    need = _pathorder.plan_dirs(base, base_findings, base_env)
+    for problem in need.problems:
+        print(f"tritondoctor: {problem}", file=sys.stderr)
+    if not need.dirs:
+        comment = "#" if kind == "sh" else "#"
+        print(f"{comment} tritondoctor: nothing to export: PyTriton's libraries resolve in this environment")
+        return EXIT_OK if not need.problems else EXIT_PROBLEMS
+    if need.prediction is None or not need.prediction.proven:
+        reason = need.prediction.reason if need.prediction else "unknown"
+        print(f"tritondoctor: no proven LD_LIBRARY_PATH for this environment ({reason})", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        text = env_exports(need.dirs, snap.environ, kind)
+    except HookError as exc:
+        print(f"tritondoctor: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"# tritondoctor: {', '.join(need.dirs)} first on LD_LIBRARY_PATH (clears {', '.join(need.clears)})")
+    sys.stdout.write(text)
+    return EXIT_OK
