@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -13,9 +13,12 @@ def register(app: typer.Typer) -> None:
 
 
 def tree(
-    file: str = typer.Argument(..., help="An ELF executable or shared library."),
+    file: Optional[str] = typer.Argument(None, help="An ELF executable or shared library."),
     json_out: bool = typer.Option(False, "--json", help="Print the resolution as JSON."),
     env: List[str] = typer.Option([], "--env", help="KEY=VALUE to set (KEY alone to unset) for a what-if resolution."),
+    stub: bool = typer.Option(False, "--stub", help="The libraries the python-backend stub process of the target env would map."),
+    imports: str = typer.Option("", "--imports", help="With --stub: modules the model imports (MOD,MOD,...), their extensions included."),
+    python: Optional[str] = typer.Option(None, "--python", help="With --stub: the target environment's interpreter."),
 ) -> int:
     """How the dynamic loader would resolve FILE, edge by edge, with missing symbol versions."""
     from tritondoctor.commands.common import console, environ_with, print_json
@@ -23,6 +26,14 @@ def tree(
     from tritondoctor.loader import LoaderEnv, resolve
     from tritondoctor.render.tree import render_tree
 
+    if stub:
+        if file:
+            raise UsageError("tree --stub takes no FILE: it resolves the stub of the target environment")
+        return _stub_tree(python, [m.strip() for m in imports.split(",") if m.strip()], env, json_out)
+    if file is None:
+        raise UsageError("tree: give an ELF FILE, or --stub")
+    if imports or python:
+        raise UsageError("--imports and --python go with --stub")
     if not os.path.exists(file):
         raise UsageError(f"{file}: no such file")
     if os.path.isdir(file):
@@ -33,3 +44,30 @@ def tree(
     else:
         render_tree(console(), result)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+def _stub_tree(python: Optional[str], imports: List[str], env: List[str], json_out: bool) -> int:
+    from tritondoctor.commands.common import console, environ_with, print_json
+    from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+    from tritondoctor.facts.target import TargetError
+    from tritondoctor.render.tree import render_stub_tree
+    from tritondoctor.snapshot import take_snapshot
+    from tritondoctor.stubtree import StubTreeError, stub_process_tree
+
+    environ = environ_with(env)
+    try:
+        snap = take_snapshot(python=python, environ=environ)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if snap.target is None or snap.pytriton is None:
+        raise UsageError(snap.target_error or f"no nvidia-pytriton in {snap.target.prefix if snap.target else 'the target'}")
+    try:
+        data = stub_process_tree(snap.target, snap.pytriton, snap.server_environ or environ, imports)
+    except StubTreeError as exc:
+        raise UsageError(str(exc)) from None
+    if json_out:
+        print_json(data)
+    else:
+        render_stub_tree(console(), data)
+    ok = not data.get("version_errors") and not data.get("missing_modules") and not data.get("errors")
+    return EXIT_OK if ok else EXIT_PROBLEMS

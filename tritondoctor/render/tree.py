@@ -65,3 +65,24 @@ def render_tree(console: "Console", tree: "ResolvedTree") -> None:
             f"[red]{len(tree.missing)} not found, {len(tree.version_errors)} missing symbol version"
             f"{'s' * (len(tree.version_errors) != 1)}[/]"
         )
+
+
+def render_stub_tree(console: "Console", data: dict) -> None:  # type: ignore[type-arg]
+    """`tree --stub`: every library the stub process would map, in load order, with how it was
+    found; extension modules of the named imports marked as such."""
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(str(data.get('file')))}[/] as run from {escape(str(data.get('run_as') or '?'))}")
+    missing_versions = {(v.get("file"), v.get("version")) for v in data.get("version_errors", [])}
+    bad_files = {f for f, _ in missing_versions}
+    for lib in data.get("libraries", []):
+        path = lib.get("path")
+        colour = "red" if path is None or path in bad_files else "green"
+        console.print(f"  [{colour}]{escape(str(lib.get('name')))}[/] => {escape(str(path or 'not found'))} "
+                      f"[dim]({escape(str(lib.get('how', '')))})[/]")
+    for ext in data.get("extensions", []):
+        console.print(f"  [cyan]extension[/] {escape(str(ext.get('module')))}: {escape(str(ext.get('path')))}")
+    for file, version in sorted(missing_versions, key=str):
+        console.print(f"[red]version {escape(str(version))} not found in {escape(str(file))}[/]")
+    for module in data.get("missing_modules", []):
+        console.print(f"[red]module {escape(str(module))} is not installed in the target environment[/]")
