@@ -9,6 +9,7 @@ from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import log_evidence
 
 from tritondoctor.checkspec import CheckSpec, Match, sig
+from tritondoctor.facts.processes import ServerProcess
 from tritondoctor.facts.runtime import Listener, PortState
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.observation import Observation
@@ -81,6 +82,36 @@ def _finding(snap: Snapshot, state: PortState, suggestion: list[int]) -> Finding
                                tuple(commands)))
 
 
+def _live_owner(snap: Snapshot, state: PortState) -> "ServerProcess | None":
+    """The running server holding the port whose starter is alive: the user's own PyTriton (or
+    Triton) server, not a leftover."""
+    runtime = snap.runtime
+    pids = {lst.pid for lst in state.listeners if lst.pid}
+    for server in (runtime.servers if runtime else ()):
+        if server.pid in pids and not server.orphaned and not server.zombie:
+            return server
+    return None
+
+
+def _in_use_by_live_server(state: PortState, server: "ServerProcess") -> Finding:
+    role, _ = ROLES.get(state.port, ("", ""))
+    label = f"port {state.port}" + (f" ({role})" if role else "")
+    starter = " ".join(server.parent_cmdline) or server.parent_name or f"pid {server.ppid}"
+    if len(starter) > 120:
+        starter = starter[:117] + "..."
+    return Finding(
+        ID, Status.WARN,
+        f"{label} is held by a running server started by pid {server.ppid} ({starter})",
+        detail=(f"{server.name} (pid {server.pid}) listens on it and its parent is alive: that is a server in use, "
+                "not a leftover. A second PyTriton on the same ports would fail to bind."),
+        evidence={"port": state.port, "server_pid": server.pid, "owner_pid": server.ppid, "owner": starter},
+        fix=FixHint("ports", "stop that server from where it was started (never kill its tritonserver child), "
+                             "or give the new one other ports",
+                    (f"kill -INT {server.ppid}  # the owner: {starter}",
+                     "# or: Triton(config=TritonConfig(http_port=..., grpc_port=..., metrics_port=...))")),
+    )
+
+
 def run(snap: Snapshot) -> list[Finding]:
     runtime = snap.runtime
     if runtime is None or not runtime.ports:
@@ -94,7 +125,11 @@ def run(snap: Snapshot) -> list[Finding]:
                         evidence={"ports": [s.port for s in runtime.ports]})]
     busy = set(runtime.listening_ports) | {s.port for s in taken}
     suggestion = free_ports(busy)
-    return [_finding(snap, state, suggestion) for state in taken]
+    findings = []
+    for state in taken:
+        owner = _live_owner(snap, state)
+        findings.append(_in_use_by_live_server(state, owner) if owner else _finding(snap, state, suggestion))
+    return findings
 
 
 SIGNATURES = (

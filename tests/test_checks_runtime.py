@@ -364,3 +364,32 @@ def test_workspace_follows_the_environment(env: dict, short_tmp: Path) -> None:
     moved = snap.runtime.for_environ(moved_env, install, snap.target)
     assert moved.workspace.blocker == str(short_tmp / "afile")
     assert moved.ports == snap.runtime.ports and moved.servers == snap.runtime.servers
+
+
+# --- a port held by the user's own live server -------------------------------------------------
+
+_LISTEN = ("import socket, sys, time\n"
+           "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+           "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); print('up', flush=True); time.sleep(60)\n")
+
+
+def test_a_port_held_by_a_live_server_is_a_warning_naming_its_owner(env: dict, tmp_path: Path) -> None:
+    """A tritonserver whose starter is alive is the user's own server: warn, name the starter and
+    tell them to stop it there; never suggest killing the tritonserver child."""
+    server = tmp_path / "bin" / "tritonserver"
+    server.parent.mkdir()
+    server.symlink_to(sys.executable)  # /proc/PID/comm is then "tritonserver"
+    port = free_port()
+    child = subprocess.Popen([str(server), "-c", _LISTEN, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "up"
+        found = [f for f in ports.run(snapshot(env, ports=(port,))) if f.evidence.get("port") == port]
+    finally:
+        child.kill()
+        child.wait()
+    assert len(found) == 1, found
+    finding = found[0]
+    assert finding.status is Status.WARN, finding.title
+    assert f"started by pid {os.getpid()}" in finding.title
+    assert finding.fix is not None and f"kill -INT {os.getpid()}" in finding.fix.commands[0]
+    assert not any(f"kill {child.pid}" in c for c in finding.fix.commands)
