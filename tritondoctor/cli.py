@@ -51,10 +51,12 @@ def _signal_of(exc: BaseException) -> int:
     return signal.SIGINT
 
 
-def build_app() -> Any:
+def build_app(argv: List[str] | None = None) -> Any:
+    """The typer app. When argv names a command, only that command is declared (typer inspects
+    every declared function at start-up; `check` should not pay for `fix`'s options)."""
     import typer
 
-    from tritondoctor.commands import register_all
+    from tritondoctor.commands import COMMANDS, register_all, register_one
 
     app = typer.Typer(
         add_completion=False,
@@ -62,8 +64,16 @@ def build_app() -> Any:
         pretty_exceptions_enable=False,
         help="Diagnose and fix why PyTriton / Triton Inference Server will not start from a Python environment.",
     )
-    register_all(app)
+    if argv and argv[0] in COMMANDS:
+        app.callback()(_group)  # keeps `tritondoctor NAME ...` a subcommand with one command declared
+        register_one(app, argv[0])
+    else:
+        register_all(app)
     return app
+
+
+def _group() -> None:
+    """Diagnose and fix why PyTriton / Triton Inference Server will not start from a Python environment."""
 
 
 def run(argv: List[str]) -> int:
@@ -73,7 +83,7 @@ def run(argv: List[str]) -> int:
     try:
         import typer
 
-        command = typer.main.get_command(build_app())
+        command = typer.main.get_command(build_app(argv))
         code = command.main(args=argv, prog_name="tritondoctor", standalone_mode=False)
     except ToolError as exc:
         print(f"tritondoctor: {exc.prefix}{exc}", file=sys.stderr)

@@ -17,4 +17,8 @@ COMMANDS = ("check", "tree", "fix", "env", "smoke", "report", "diff", "version")
 
 def register_all(app: "typer.Typer") -> None:
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(app)
+        register_one(app, name)
+
+
+def register_one(app: "typer.Typer", name: str) -> None:
+    importlib.import_module(f"{__name__}.{name}").register(app)

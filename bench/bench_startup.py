@@ -1,0 +1,69 @@
+"""Start-up of `tritondoctor check --json` as a ratio to a bare `python -c pass`, in one run.
+
+    python bench/bench_startup.py [--python PATH] [--runs N]
+
+Targets (architecture issue): <= 4x with a warm disk cache, <= 8x with a cold one. The two
+commands run as fresh processes in pairs (A B A B ...), so machine load hits both alike; the
+ratio is taken pair by pair and its median printed. The cold runs point TRITONDOCTOR_CACHE_DIR
+at a new empty directory each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def wall(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def paired(check: list[str], bare: list[str], env: dict[str, str], runs: int, cold: bool) -> tuple[float, float, float]:
+    ratios, checks, bares = [], [], []
+    for _ in range(runs):
+        run_env = dict(env)
+        cache = tempfile.mkdtemp(prefix="tritondoctor-bench-") if cold else None
+        if cache:
+            run_env["TRITONDOCTOR_CACHE_DIR"] = cache
+        c = wall(check, run_env)
+        b = wall(bare, env)
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
+        checks.append(c)
+        bares.append(b)
+        ratios.append(c / b)
+    return statistics.median(checks), statistics.median(bares), statistics.median(ratios)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable, help="target interpreter (with nvidia-pytriton)")
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    check = [sys.executable, "-m", "tritondoctor", "check", "--json", "--python", args.python]
+    bare = [sys.executable, "-c", "pass"]
+    wall(check, env)  # the warm runs find the disk cache filled, as a user's second run does
+    results = {"warm": paired(check, bare, env, args.runs, cold=False),
+               "cold": paired(check, bare, env, args.runs, cold=True)}
+    ok = True
+    for label, target in (("warm", 4.0), ("cold", 8.0)):
+        check_s, bare_s, ratio = results[label]
+        within = ratio <= target
+        ok = ok and within
+        print(f"{label}: check --json {check_s * 1000:6.1f} ms, python -c pass {bare_s * 1000:5.1f} ms, "
+              f"ratio {ratio:4.2f} (median of {args.runs} pairs; target <= {target:.0f}) "
+              f"{'within' if within else 'OVER'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
