@@ -7,7 +7,7 @@ library on a search path is a finding, not a crash.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tritondoctor.cache import JsonCache, cache_dir
@@ -60,7 +60,7 @@ class ElfInfo:
     def nodeflib(self) -> bool:
         return bool(self.flags_1 & DF_1_NODEFLIB)
 
-    def compatible_with(self, other: "ElfInfo") -> bool:
+    def compatible_with(self, other: ElfInfo) -> bool:
         """Would the loader accept this file as a dependency of `other` (class, byte order, machine)?"""
         return (
             self.elf_class == other.elf_class
@@ -121,101 +121,165 @@ class _Image:
         return data[:end].decode("latin-1")  # as pyelftools decodes
 
 
-def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
-    from elftools.common.utils import struct_parse
-    from elftools.elf.elffile import ELFFile
+_Load = tuple[int, int, int]  # (p_vaddr, p_filesz, p_offset) of one PT_LOAD
 
-    elf = ELFFile(stream)
-    header = elf.header
-    structs = elf.structs
-    interp = None
-    dynamic_header = None
-    loads: list[tuple[int, int, int]] = []
+
+@dataclass
+class _Segments:
+    """What the program headers give: PT_INTERP's string, PT_DYNAMIC's header, PT_LOAD's map."""
+
+    interp: str | None = None
+    dynamic: Any = None
+    loads: list[_Load] = field(default_factory=list)
+
+
+@dataclass
+class _Dynamic:
+    """The dynamic-section entries that name things, decoded through DT_STRTAB."""
+
+    soname: str | None = None
+    needed: list[str] = field(default_factory=list)
+    rpath: tuple[str, ...] | None = None
+    runpath: tuple[str, ...] | None = None
+    flags_1: int = 0
+    auxiliary: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
+    dependencies: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _read_segments(elf: Any, stream: Any) -> _Segments:
+    segments = _Segments()
     for i in range(elf.num_segments()):
         program_header = elf._get_segment_header(i)
         kind = program_header["p_type"]
         if kind == "PT_INTERP":
             stream.seek(program_header["p_offset"])
-            interp = stream.read(program_header["p_filesz"]).split(b"\0", 1)[0].decode("latin-1")
+            segments.interp = stream.read(program_header["p_filesz"]).split(b"\0", 1)[0].decode("latin-1")
         elif kind == "PT_DYNAMIC":
-            dynamic_header = program_header
+            segments.dynamic = program_header
         elif kind == "PT_LOAD":
-            loads.append((program_header["p_vaddr"], program_header["p_filesz"], program_header["p_offset"]))
+            segments.loads.append((program_header["p_vaddr"], program_header["p_filesz"], program_header["p_offset"]))
+    return segments
+
+
+def _read_dynamic_tags(structs: Any, stream: Any, dynamic_header: Any) -> list[tuple[str, int]]:
+    """(d_tag, d_val) of PT_DYNAMIC in file order, up to DT_NULL."""
+    from elftools.common.utils import struct_parse
+
     tags: list[tuple[str, int]] = []
-    if dynamic_header is not None:
-        size = structs.Elf_Dyn.sizeof()
-        position, end = dynamic_header["p_offset"], dynamic_header["p_offset"] + dynamic_header["p_filesz"]
-        while position + size <= end:
-            entry = struct_parse(structs.Elf_Dyn, stream, position)
-            if entry["d_tag"] == "DT_NULL":
-                break
-            tags.append((str(entry["d_tag"]), int(entry["d_val"])))
-            position += size
+    if dynamic_header is None:
+        return tags
+    size = structs.Elf_Dyn.sizeof()
+    position, end = dynamic_header["p_offset"], dynamic_header["p_offset"] + dynamic_header["p_filesz"]
+    while position + size <= end:
+        entry = struct_parse(structs.Elf_Dyn, stream, position)
+        if entry["d_tag"] == "DT_NULL":
+            break
+        tags.append((str(entry["d_tag"]), int(entry["d_val"])))
+        position += size
+    return tags
+
+
+_DEPENDENCY_TAGS = {"DT_NEEDED": "needed", "DT_AUXILIARY": "auxiliary", "DT_FILTER": "filter"}
+
+
+def _decode_dynamic(image: _Image, tags: list[tuple[str, int]]) -> _Dynamic:
+    dynamic = _Dynamic()
+    lists = {"needed": dynamic.needed, "auxiliary": dynamic.auxiliary, "filter": dynamic.filters}
+    for d_tag, value in tags:
+        kind = _DEPENDENCY_TAGS.get(d_tag)
+        if kind is not None:
+            name = image.string(value)
+            lists[kind].append(name)
+            dynamic.dependencies.append((kind, name))
+        elif d_tag == "DT_SONAME":
+            dynamic.soname = image.string(value)
+        elif d_tag == "DT_RPATH":
+            dynamic.rpath = _split_path_list(image.string(value))
+        elif d_tag == "DT_RUNPATH":
+            dynamic.runpath = _split_path_list(image.string(value))
+        elif d_tag == "DT_FLAGS_1":
+            dynamic.flags_1 = value
+    return dynamic
+
+
+# Symbol versions through DT_VERNEED / DT_VERDEF, chained by vn_next / vd_next as
+# _dl_check_map_versions walks them.
+
+
+def _read_version_needs(image: _Image, structs: Any, position: int) -> list[VersionNeed]:
+    from elftools.common.utils import struct_parse
+
+    version_needs: list[VersionNeed] = []
+    for _ in range(_MAX_VERSION_ENTRIES):
+        need = struct_parse(structs.Elf_Verneed, image.stream, position)
+        versions = _read_needed_versions(image, structs, position + need["vn_aux"])
+        version_needs.append(VersionNeed(file=image.string(need["vn_file"]), versions=versions))
+        if not need["vn_next"]:
+            return version_needs
+        position += need["vn_next"]
+    raise ValueError("version needs do not end")
+
+
+def _read_needed_versions(image: _Image, structs: Any, position: int) -> tuple[NeededVersion, ...]:
+    from elftools.common.utils import struct_parse
+
+    versions: list[NeededVersion] = []
+    for _ in range(_MAX_VERSION_ENTRIES):
+        aux = struct_parse(structs.Elf_Vernaux, image.stream, position)
+        versions.append(NeededVersion(image.string(aux["vna_name"]), bool(aux["vna_flags"] & VER_FLG_WEAK)))
+        if not aux["vna_next"]:
+            return tuple(versions)
+        position += aux["vna_next"]
+    raise ValueError("version needs do not end")
+
+
+def _read_version_defs(image: _Image, structs: Any, position: int) -> list[str]:
+    from elftools.common.utils import struct_parse
+
+    version_defs: list[str] = []
+    for _ in range(_MAX_VERSION_ENTRIES):
+        definition = struct_parse(structs.Elf_Verdef, image.stream, position)
+        if not definition["vd_flags"] & VER_FLG_BASE and definition["vd_cnt"]:
+            first = struct_parse(structs.Elf_Verdaux, image.stream, position + definition["vd_aux"])
+            version_defs.append(image.string(first["vda_name"]))
+        if not definition["vd_next"]:
+            return version_defs
+        position += definition["vd_next"]
+    raise ValueError("version definitions do not end")
+
+
+def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(stream)
+    structs = elf.structs
+    segments = _read_segments(elf, stream)
+    tags = _read_dynamic_tags(structs, stream, segments.dynamic)
     values = dict(tags)  # the last of each tag wins, as in glibc's l_info
-    image = _Image(stream, loads, None, values.get("DT_STRSZ", 0))
+    image = _Image(stream, segments.loads, None, values.get("DT_STRSZ", 0))
     if "DT_STRTAB" in values:
         image.strtab = image.offset(values["DT_STRTAB"])
-    soname = None
-    needed: list[str] = []
-    rpath = runpath = None
-    flags_1 = 0
-    auxiliary: list[str] = []
-    filters: list[str] = []
-    dependencies: list[tuple[str, str]] = []
-    for d_tag, value in tags:
-        if d_tag == "DT_NEEDED":
-            needed.append(image.string(value))
-            dependencies.append(("needed", needed[-1]))
-        elif d_tag == "DT_SONAME":
-            soname = image.string(value)
-        elif d_tag == "DT_RPATH":
-            rpath = _split_path_list(image.string(value))
-        elif d_tag == "DT_RUNPATH":
-            runpath = _split_path_list(image.string(value))
-        elif d_tag == "DT_FLAGS_1":
-            flags_1 = value
-        elif d_tag == "DT_AUXILIARY":
-            auxiliary.append(image.string(value))
-            dependencies.append(("auxiliary", auxiliary[-1]))
-        elif d_tag == "DT_FILTER":
-            filters.append(image.string(value))
-            dependencies.append(("filter", filters[-1]))
-    # Symbol versions through DT_VERNEED / DT_VERDEF, chained by vn_next / vd_next as
-    # _dl_check_map_versions walks them.
+    dynamic = _decode_dynamic(image, tags)
     version_needs: list[VersionNeed] = []
-    version_defs: list[str] = []
     if "DT_VERNEED" in values:
-        position = image.offset(values["DT_VERNEED"])
-        for _ in range(_MAX_VERSION_ENTRIES):
-            need = struct_parse(structs.Elf_Verneed, stream, position)
-            versions: list[NeededVersion] = []
-            aux_position = position + need["vn_aux"]
-            for _ in range(_MAX_VERSION_ENTRIES):
-                aux = struct_parse(structs.Elf_Vernaux, stream, aux_position)
-                versions.append(NeededVersion(image.string(aux["vna_name"]), bool(aux["vna_flags"] & VER_FLG_WEAK)))
-                if not aux["vna_next"]:
-                    break
-                aux_position += aux["vna_next"]
-            else:
-                raise ValueError("version needs do not end")
-            version_needs.append(VersionNeed(file=image.string(need["vn_file"]), versions=tuple(versions)))
-            if not need["vn_next"]:
-                break
-            position += need["vn_next"]
-        else:
-            raise ValueError("version needs do not end")
+        version_needs = _read_version_needs(image, structs, image.offset(values["DT_VERNEED"]))
+    version_defs: list[str] = []
     if "DT_VERDEF" in values:
-        position = image.offset(values["DT_VERDEF"])
-        for _ in range(_MAX_VERSION_ENTRIES):
-            definition = struct_parse(structs.Elf_Verdef, stream, position)
-            if not definition["vd_flags"] & VER_FLG_BASE and definition["vd_cnt"]:
-                first = struct_parse(structs.Elf_Verdaux, stream, position + definition["vd_aux"])
-                version_defs.append(image.string(first["vda_name"]))
-            if not definition["vd_next"]:
-                break
-            position += definition["vd_next"]
-        else:
-            raise ValueError("version definitions do not end")
+        version_defs = _read_version_defs(image, structs, image.offset(values["DT_VERDEF"]))
+    return _elf_info(path, elf, segments, dynamic, version_needs, version_defs)
+
+
+def _elf_info(
+    path: str,
+    elf: Any,
+    segments: _Segments,
+    dynamic: _Dynamic,
+    version_needs: list[VersionNeed],
+    version_defs: list[str],
+) -> ElfInfo:
+    header = elf.header
+    dynamic_header = segments.dynamic
     return ElfInfo(
         path=path,
         elf_class=elf.elfclass,
@@ -223,19 +287,19 @@ def _parse(path: str, stream: Any) -> ElfInfo | ElfError:
         machine=str(header["e_machine"]),
         osabi=str(header["e_ident"]["EI_OSABI"]),
         elf_type=str(header["e_type"]),
-        interp=interp,
-        soname=soname,
-        needed=tuple(needed),
-        rpath=rpath,
-        runpath=runpath,
-        flags_1=int(flags_1),
-        auxiliary=tuple(auxiliary),
-        filters=tuple(filters),
+        interp=segments.interp,
+        soname=dynamic.soname,
+        needed=tuple(dynamic.needed),
+        rpath=dynamic.rpath,
+        runpath=dynamic.runpath,
+        flags_1=int(dynamic.flags_1),
+        auxiliary=tuple(dynamic.auxiliary),
+        filters=tuple(dynamic.filters),
         version_needs=tuple(version_needs),
         version_defs=tuple(version_defs),
         # An empty PT_DYNAMIC (separate debug info) counts as none, as in _dl_map_object_from_fd.
         has_dynamic=dynamic_header is not None and dynamic_header["p_filesz"] > 0,
-        dependencies=tuple(dependencies),
+        dependencies=tuple(dynamic.dependencies),
     )
 
 
