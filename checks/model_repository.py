@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from tritondoctor.checkspec import CheckSpec
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc, version_key
-from tritondoctor.repository.types import (
-    ClosureFacts,
-    EnvFacts,
-    ModelFacts,
-    RepositoryFacts,
-)
+
+if TYPE_CHECKING:
+    from tritondoctor.repository.types import (
+        ClosureFacts,
+        EnvFacts,
+        ModelFacts,
+        RepositoryFacts,
+    )
 from tritondoctor.snapshot import Snapshot
 
 ID = "model-repository"
@@ -42,8 +44,8 @@ def _finding(status: Status, title: str, detail: str = "", evidence: dict[str, A
 
 def run(snap: Snapshot) -> list[Finding]:
     """No repository was named: nothing to report (the CLI calls run_repositories)."""
-    facts = getattr(snap, "repositories", None)
-    return run_repositories(facts, snap) if isinstance(facts, RepositoryFacts) else []
+    facts = snap.repositories
+    return run_repositories(facts, snap) if facts is not None else []
 
 
 def run_repositories(facts: RepositoryFacts, snap: Snapshot | None = None) -> list[Finding]:

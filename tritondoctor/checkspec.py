@@ -27,11 +27,34 @@ AREAS = (
 )
 
 
+class LazyPattern:
+    """A regular expression compiled on first use: `check` imports every check's signatures but
+    never matches a log, so it should not pay for compiling them."""
+
+    __slots__ = ("source", "_compiled")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._compiled: "re.Pattern[str] | None" = None
+
+    @property
+    def compiled(self) -> "re.Pattern[str]":
+        if self._compiled is None:
+            self._compiled = re.compile(self.source)
+        return self._compiled
+
+    def search(self, text: str) -> "re.Match[str] | None":
+        return self.compiled.search(text)
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.source!r})"
+
+
 @dataclass(frozen=True)
 class LogSignature:
     """A line a server, stub or PyTriton log prints when this check's problem happens."""
 
-    pattern: "re.Pattern[str]"
+    pattern: LazyPattern
     rows: tuple[int, ...] = ()  # rows of the field catalog (../shared/FAILURES.md) it stands for
     # After this line a model load may hang instead of failing (the stub cannot even start):
     # smoke stops waiting at once.
@@ -42,7 +65,7 @@ class LogSignature:
 
 
 def sig(pattern: str, *rows: int, fast_fail: bool = False, cause: str = "", gpu_only: bool = False) -> LogSignature:
-    return LogSignature(re.compile(pattern), tuple(rows), fast_fail, cause, gpu_only)
+    return LogSignature(LazyPattern(pattern), tuple(rows), fast_fail, cause, gpu_only)
 
 
 @dataclass(frozen=True)
