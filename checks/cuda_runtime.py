@@ -15,6 +15,7 @@ from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.observation import Observation
 from tritondoctor.snapshot import Snapshot
+from tritondoctor.versions import numeric
 
 ID = "cuda-runtime"
 AREA = "GPU and CUDA"
@@ -66,10 +67,7 @@ CUDART_NATIVE_MIN = {"12.6.68": "560.35.03", "12.6.77": "560.35.03"}
 
 
 def parse_version(text: str | None) -> Version | None:
-    try:
-        return tuple(int(p) for p in (text or "").strip().split(".")) or None
-    except ValueError:
-        return None
+    return numeric(text)
 
 
 def cuda_for_driver(driver: str | None) -> tuple[int, int] | None:

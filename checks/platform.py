@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tritondoctor.checks import _versions as versions
-
+from tritondoctor import versions
 from tritondoctor.checkspec import CheckSpec
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot

@@ -41,6 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from tritondoctor.fixes import _pathorder
+
 from tritondoctor.elf import ElfInfo, read_elf
 from tritondoctor.findings import Status, SymbolVersionNeed, needs
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc
@@ -56,7 +58,7 @@ from tritondoctor.plan import (
     predict,
     with_overlays,
 )
-from tritondoctor.fixes import _pathorder
+from tritondoctor.versions import digits
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
@@ -71,7 +73,7 @@ _ARCHIVE_ANY = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0]))
+    return digits(version)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from tritondoctor.fixes import _pathorder, apply_changes
+
 from tritondoctor import hooks
 from tritondoctor.plan import APPEND_BLOCK, FixPlan, PlanContext, Prediction
 

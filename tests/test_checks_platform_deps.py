@@ -17,8 +17,9 @@ import venv
 from pathlib import Path
 
 import pytest
+from tritondoctor.checks import platform, python_deps
 
-from tritondoctor.checks import _versions, platform, python_deps
+from tritondoctor import versions as _versions
 from tritondoctor.findings import Status
 from tritondoctor.snapshot import Snapshot, take_snapshot
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Mapping
 
 from tritondoctor import ldcache
+from tritondoctor.versions import running_glibc
 
 INTERPRETERS = {"x86_64": "/lib64/ld-linux-x86-64.so.2", "aarch64": "/lib/ld-linux-aarch64.so.1"}
 
@@ -93,12 +94,7 @@ def _load_cache(path: str) -> ldcache.LdCache | None:
 
 
 def _glibc_version() -> tuple[int, int]:
-    try:
-        version = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.38").split()[1]
-        major, minor = version.split(".")[:2]
-        return int(major), int(minor)
-    except (ValueError, IndexError, OSError):
-        return (2, 38)
+    return running_glibc() or (2, 38)
 
 
 # Facts of the machine, not of the environment: read once per process (fix derives many snapshots).

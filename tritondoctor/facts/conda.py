@@ -15,16 +15,27 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from tritondoctor.facts.conda_entries import (  # noqa: F401 - re-exported
-    CORE_RUNTIME_LIBRARIES, SAME_CONTENT_PROBE, SHARED_PREFIXES, EntryReader, LibraryCopy, PathEntry,
+    CORE_RUNTIME_LIBRARIES,
+    SAME_CONTENT_PROBE,
+    SHARED_PREFIXES,
+    EntryReader,
+    LibraryCopy,
+    PathEntry,
 )
 from tritondoctor.facts.conda_hooks import (  # noqa: F401 - re-exported
-    HOOK_SHELLS, MAX_SCRIPT_BYTES, RC_FILES, EnvHooks, HookScript, ScriptReader,
+    HOOK_SHELLS,
+    MAX_SCRIPT_BYTES,
+    RC_FILES,
+    EnvHooks,
+    HookScript,
+    ScriptReader,
 )
 from tritondoctor.facts.conda_prefixes import is_conda_prefix as _is_conda_prefix
 from tritondoctor.facts.conda_prefixes import real as _real
 from tritondoctor.facts.conda_prefixes import unique_existing as _unique_existing
 from tritondoctor.facts.inputs import EnvReads
-from tritondoctor.facts.shellvars import LD_VAR, ShellAction, normalise as _normalise, parse_ld_library_path
+from tritondoctor.facts.shellvars import LD_VAR, ShellAction, parse_ld_library_path
+from tritondoctor.facts.shellvars import normalise as _normalise
 from tritondoctor.facts.target import TargetPython
 
 READS = EnvReads(

@@ -9,7 +9,8 @@ import stat
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from tritondoctor.facts.conda_prefixes import owning_conda_prefix, real as _real, unique_existing
+from tritondoctor.facts.conda_prefixes import owning_conda_prefix, unique_existing
+from tritondoctor.facts.conda_prefixes import real as _real
 from tritondoctor.facts.shellvars import normalise as _normalise
 from tritondoctor.facts.target import TargetPython
 

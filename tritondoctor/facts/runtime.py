@@ -26,11 +26,21 @@ from tritondoctor.facts.mounts import Mount, read_mounts  # noqa: F401 - re-expo
 from tritondoctor.facts.ports import Listener, PortState, bind_error  # noqa: F401 - re-exported
 from tritondoctor.facts.processes import SERVER_NAMES, ServerProcess, scan_processes  # noqa: F401
 from tritondoctor.facts.shm import (  # noqa: F401 - re-exported
-    PYTHON_BACKEND_DEFAULT_SHM, PYTHON_BACKEND_SHM_PREFIX, PYTRITON_SHM_RE, SHM_DIR, ShmFacts, ShmSegment,
+    PYTHON_BACKEND_DEFAULT_SHM,
+    PYTHON_BACKEND_SHM_PREFIX,
+    PYTRITON_SHM_RE,
+    SHM_DIR,
+    ShmFacts,
+    ShmSegment,
 )
 from tritondoctor.facts.workspace import (  # noqa: F401 - re-exported
-    AF_UNIX_MAX, LONGEST_SOCKET_SUFFIX, WORKSPACE_NAME_LEN, WorkspaceFacts, socket_budget,
+    AF_UNIX_MAX,
+    LONGEST_SOCKET_SUFFIX,
+    WORKSPACE_NAME_LEN,
+    WorkspaceFacts,
+    socket_budget,
 )
+from tritondoctor.versions import numeric
 
 if TYPE_CHECKING:
     from tritondoctor.facts.pytriton import PyTritonInstall
@@ -99,7 +109,7 @@ def bundled_cudart(libs_dir: str) -> tuple[str | None, str | None]:
         match = _CUDART_RE.match(name)
         if match:
             version = match.group(1)
-            key = tuple(int(x) for x in version.split("."))
+            key = numeric(version) or ()
             if best is None or key > best[0]:
                 best = (key, version, os.path.join(libs_dir, name))
     return (best[1], best[2]) if best else (None, None)

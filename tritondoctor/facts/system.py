@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from tritondoctor.facts import container as container_facts
 from tritondoctor.facts.inputs import EnvReads
+from tritondoctor.versions import running_glibc
 
 READS = EnvReads(files=("/proc/version", "/etc/os-release", "/usr/lib/os-release")) | container_facts.READS
 
@@ -38,18 +39,7 @@ class SystemFacts:
 
 
 def _glibc_version() -> tuple[int, int] | None:
-    try:
-        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (ValueError, OSError):
-        return None
-    parts = text.split()
-    if len(parts) == 2 and parts[0] == "glibc":
-        nums = parts[1].split(".")
-        try:
-            return int(nums[0]), int(nums[1])
-        except (ValueError, IndexError):
-            return None
-    return None
+    return running_glibc()
 
 
 def _os_release(root: str) -> str:

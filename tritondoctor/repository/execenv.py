@@ -14,6 +14,7 @@ from tritondoctor.repository.envview import (
     View,
 )
 from tritondoctor.repository.types import EnvFacts
+from tritondoctor.versions import numeric
 
 ENV_PARAMETER = "EXECUTION_ENV_PATH"
 MODEL_DIR_VARIABLE = "$$TRITON_MODEL_DIRECTORY"
@@ -45,7 +46,7 @@ def open_env(configured: str, path: str,
 
 
 def _minor_key(minor: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in minor.split("."))
+    return numeric(minor) or ()
 
 
 def describe(configured: str, path: str, kind: str, view: View) -> EnvFacts:
