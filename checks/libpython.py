@@ -22,6 +22,7 @@ from tritondoctor.checks._logs import log_evidence, same_file, short
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, LoaderPathNeed, Status
 from tritondoctor.observation import Observation
+from tritondoctor.paths import canonical
 from tritondoctor.snapshot import STUB, Snapshot
 
 ID = "libpython"
@@ -40,7 +41,7 @@ def run(snap: Snapshot) -> list[Finding]:
                 "chain": _chain(facts)}
     if facts.needed is None:
         return [Finding(ID, Status.OK, "the stub does not link libpython dynamically", evidence=evidence)]
-    resolved = facts.resolved.path if facts.resolved else None
+    resolved = canonical(facts.resolved.path) if facts.resolved and facts.resolved.path else None
     bundled = bool(_GRAFTED.match(facts.needed))
 
     if not target.enable_shared:
@@ -101,7 +102,7 @@ def run(snap: Snapshot) -> list[Finding]:
     same_version_note = "" if theirs != ours else " (same version number, but another build)"
     return [Finding(
         ID, status,
-        f"the stub loads {resolved} (Python {theirs}) instead of this interpreter's {facts.own_path} (Python {ours}){same_version_note}",
+        f"the stub loads {resolved} (Python {theirs}) instead of this interpreter's {canonical(facts.own_path) if facts.own_path else '?'} (Python {ours}){same_version_note}",
         detail=f"It was found through {facts.resolved.how if facts.resolved else '?'}. A stub running one build's libpython with "
                f"another build's standard library fails at model load, e.g. \"'_thread.RLock' object has no attribute "
                f"'_recursion_count'\" or \"No module named '_ctypes'\"." + libdir_note,
@@ -147,6 +148,7 @@ def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
     else:
         if loaded:
             path, version = next(iter(loaded.items()))
+            path = canonical(path)
             title = (f"the Python backend stub loaded {path} ({version or 'unknown version'}) instead of this "
                      f"interpreter's libpython ({interp.version})")
         else:

@@ -139,3 +139,17 @@ def test_old_libstdcxx_first_on_the_path_is_named(pytriton_venv: Path, clean_env
     assert {(v, os.path.basename(r)) for v in ev["missing"] for r in ev["required_by"]} >= expected
     assert ev["min_gcc"].startswith("12.") and ev["conda_spec"] == "libstdcxx-ng>=12"
     assert finding["fix"]["id"] == "libstdcxx"
+
+
+def test_check_and_smoke_spell_the_same_library_the_same_way() -> None:
+    """The loader model reports a file as ld.so found it (/lib/... through the cache on a
+    merged-/usr system); /proc/PID/maps reports /usr/lib/...: findings use one spelling."""
+    from tritondoctor.paths import canonical
+
+    lib_dir = "/lib/x86_64-linux-gnu"
+    if not os.path.islink("/lib"):
+        pytest.skip("/lib is not a symlink here: both spellings are already the same")
+    via_lib = os.path.join(lib_dir, "libc.so.6")
+    via_usr = os.path.join(os.path.realpath(lib_dir), "libc.so.6")
+    assert via_lib != via_usr
+    assert canonical(via_lib) == canonical(via_usr) == via_usr

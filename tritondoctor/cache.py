@@ -23,6 +23,21 @@ def cache_dir() -> str | None:
     return os.path.join(user_cache_base(), "tritondoctor")
 
 
+def make_private_dirs(directory: str) -> None:
+    """Create `directory` and its missing parents 0755 or tighter whatever the umask (os.makedirs
+    gives the parents 0777 minus the umask: world-writable under umask 000)."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+
+
 class JsonCache:
     """A table of JSON values in memory, mirrored to one file in `directory` (None: memory only).
 
@@ -85,7 +100,7 @@ class JsonCache:
             if not self._dirty or not self._file:
                 return
             try:
-                os.makedirs(self._directory or ".", exist_ok=True)
+                make_private_dirs(self._directory or ".")
                 # Least recently used first, so the file stays small enough to load in a few ms:
                 # entries this run used go to the end, the oldest beyond the cap are dropped.
                 order = [k for k in self._memory if k not in self._used] + [k for k in self._memory if k in self._used]
