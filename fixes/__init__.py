@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tritondoctor.journal import Journal
     from tritondoctor.snapshot import Snapshot
 
-FIX_ORDER = ("libstdcxx", "conda_hooks", "venv_hooks")
+FIX_ORDER = ("libstdcxx", "conda_hooks", "venv_hooks", "grpc_proxy_hooks", "workspace_cleanup")
 
 
 def fix_modules() -> list[ModuleType]:

@@ -19,10 +19,23 @@ from typing import TYPE_CHECKING, Mapping
 
 from tritondoctor import hooks, remedies
 from tritondoctor.elf import ElfInfo, read_elf
-from tritondoctor.findings import Finding, LoaderPathNeed, Status, SymbolVersionNeed, needs
+from tritondoctor.findings import (
+    Finding,
+    LoaderPathNeed,
+    Status,
+    SymbolVersionNeed,
+    needs,
+)
 from tritondoctor.gcc_abi import is_libstdcxx_version
 from tritondoctor.loader import LoaderEnv, search_library
-from tritondoctor.plan import FileChange, Prediction, predict, prepend_dirs, unproven, with_overlays
+from tritondoctor.plan import (
+    FileChange,
+    Prediction,
+    predict,
+    prepend_dirs,
+    unproven,
+    with_overlays,
+)
 
 if TYPE_CHECKING:
     from tritondoctor.snapshot import Snapshot
@@ -204,8 +217,7 @@ def planning_base(
 ) -> tuple["Snapshot", list[Finding], dict[str, str]]:
     """The snapshot and loader findings to plan a hook against: the current environment less the
     effect of this environment's own tritondoctor hook, if it is active in this shell."""
-    from tritondoctor.registry import loader_check_ids
-    from tritondoctor.registry import run_checks
+    from tritondoctor.registry import loader_check_ids, run_checks
 
     base_env = without_own_hook(snap.environ, prefix, existing_dirs)
     if base_env == dict(snap.environ):

@@ -58,6 +58,32 @@ REMEDIES: dict[str, str] = {
     "model-load": "read the server log around the failed load",
     "timeout": "find what the run was waiting for",
     "log": "read the full log",
+    # field catalog, round two
+    "grpc-proxy-hooks": "the environment's activation hooks export no_grpc_proxy=localhost,127.0.0.1",
+    "no-grpc-proxy": "exempt localhost and 127.0.0.1 from the proxy for gRPC (no_grpc_proxy)",
+    "logind-removeipc": "RemoveIPC=no for systemd-logind, or a system user / lingering service",
+    "stub-exec": "a stub with the exec bit, on an exec-allowed file system",
+    "tmp-exec": "an exec-allowed /tmp with room",
+    "workspace-cleanup": "remove PyTriton workspaces no running process uses",
+    "stub-numpy-path": "keep numpy 2 from the user site / PYTHONPATH / .pth out of the stub's path",
+    "memory-limit": "a larger container / cgroup memory limit",
+    "native-arch": "an image or environment native to this CPU, or Rosetta instead of QEMU",
+    "ipv4-loopback": "an IPv4 loopback address (127.0.0.1 on lo)",
+    # model repositories (check --model-repository)
+    "model-stub": "the stub for the execution environment's Python, copied into the model directory",
+    "repack-env": "repack the execution environment (conda-pack) with what the stub needs",
+    "unpack-env": "an execution environment that unpacks, or one given as an unpacked directory",
+    "execution-env": "an EXECUTION_ENV_PATH that points at a conda-pack tarball or directory",
+    "edit-config": "correct config.pbtxt",
+    "install-tritonclient": "install tritonclient (tritondoctor reads config.pbtxt with its ModelConfig)",
+    "backend-directory": "name the backend directory tritonserver will use",
+    "rename-model": "a model name the python backend accepts",
+    "add-version": "a numeric version directory",
+    "add-model-file": "the model file the config names",
+    "chmod-stub": "make the model's stub executable before packaging",
+    "move-stub": "put the stub where it may be executed",
+    "move-repository": "put the repository where tritonserver can read it",
+    "install-module": "install what model.py imports into its environment",
 }
 
 

@@ -24,19 +24,25 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from tritondoctor.facts import conda as conda_facts
 from tritondoctor.facts import gpu as gpu_facts
+from tritondoctor.facts import hostlimits as hostlimits_facts
 from tritondoctor.facts import libpython as libpython_facts
+from tritondoctor.facts import pkgfiles as pkgfiles_facts
 from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts import runtime as runtime_facts
 from tritondoctor.facts import system as system_facts
 from tritondoctor.facts import target as target_facts
+from tritondoctor.facts import workspaces as workspaces_facts
 from tritondoctor.facts.conda import CondaFacts
 from tritondoctor.facts.gpu import GpuFacts
+from tritondoctor.facts.hostlimits import HostLimits
 from tritondoctor.facts.inputs import EnvReads
 from tritondoctor.facts.libpython import LibpythonFacts
+from tritondoctor.facts.pkgfiles import PackageFiles
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.runtime import RuntimeFacts
 from tritondoctor.facts.system import SystemFacts
 from tritondoctor.facts.target import TargetError, TargetPython
+from tritondoctor.facts.workspaces import WorkspaceScan
 from tritondoctor.loader import (
     Library,
     LoaderEnv,
@@ -84,6 +90,10 @@ class Snapshot:
     runtime: RuntimeFacts | None = None
     # Only with `check --model-repository`: what Triton's python backend will do with each model.
     repositories: "RepositoryFacts | None" = None
+    # Field-catalog facts (rows 26-37): host limits, PYTRITON_HOME's workspaces, installed files.
+    host: HostLimits | None = None
+    workspaces: WorkspaceScan | None = None
+    pkgfiles: PackageFiles | None = None
 
     def derive(self, environ: Mapping[str, str]) -> "Snapshot":
         """The same machine and target interpreter under another environment (what a fix would
@@ -144,6 +154,7 @@ def _gather(req: _Request, previous: Snapshot | None = None) -> Snapshot:
         runtime_f = _runtime(pool, req, prev, target, install)
         conda_f = _conda(pool, env, prev, target)
         side = _loader_side(req, prev, target, install)
+        field_f = _field(pool, env, prev, target, install)
         return Snapshot(
             environ=env,
             cwd=req.cwd,
@@ -157,6 +168,7 @@ def _gather(req: _Request, previous: Snapshot | None = None) -> Snapshot:
             gpu=_gpu_result(gpu_f),
             runtime=runtime_f.result(),
             repositories=_repositories(req, prev, target),
+            **{k: f.result() for k, f in field_f.items()},
         )
 
 
@@ -238,6 +250,23 @@ def _runtime(pool: ThreadPoolExecutor, req: _Request, prev: Snapshot | None, tar
     if prev.runtime is None or (unchanged and _unchanged(prev, env, runtime_facts.READS)):
         return _done(prev.runtime)
     return _done(prev.runtime.for_environ(env, install, target))
+
+
+def _field(pool: ThreadPoolExecutor, env: dict[str, str], prev: Snapshot | None, target: TargetPython | None,
+           install: PyTritonInstall | None) -> dict[str, "Future[Any]"]:
+    """host (machine only: gathered once), workspaces and pkgfiles (again when their inputs moved)."""
+    out: dict[str, Future[Any]] = {}
+    out["host"] = _done(prev.host) if prev is not None else pool.submit(hostlimits_facts.gather)
+    if prev is not None and _unchanged(prev, env, workspaces_facts.READS):
+        out["workspaces"] = _done(prev.workspaces)
+    else:
+        out["workspaces"] = pool.submit(workspaces_facts.gather, env, install.pytriton_home if install else None)
+    same = prev is not None and _same_target(prev, target) and prev.pytriton == install
+    if same and prev is not None and _unchanged(prev, env, pkgfiles_facts.READS):
+        out["pkgfiles"] = _done(prev.pkgfiles)
+    else:
+        out["pkgfiles"] = pool.submit(pkgfiles_facts.gather, target, install, env)
+    return out
 
 
 # --- the loader's side: what tritonserver and the stub would load --------------------------------

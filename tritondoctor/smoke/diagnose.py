@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tritondoctor.checks._logs import log_evidence, python_command, short
 from tritondoctor.checkspec import LogSignature, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.observation import SMOKE_AREA, Observation
+from tritondoctor.smoke import faults
 
 AREA = SMOKE_AREA
 FATAL_SIGNALS = {"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGKILL", "SIGSYS", "SIGTRAP"}
@@ -26,6 +27,7 @@ class Harmless:
     pattern: re.Pattern[str]
     why: str
     gpu_only_error: bool = False  # an error when the host has a GPU, harmless when it has none
+    rows: tuple[int, ...] = (15,)  # catalog rows (../shared/FAILURES.md) it stands for
 
 
 def _re(text: str) -> re.Pattern[str]:
@@ -33,7 +35,50 @@ def _re(text: str) -> re.Pattern[str]:
 
 
 # Smoke's own signature: a model that failed to load for a reason no check names.
+MODEL_LOAD_ID = "model-load"
 MODEL_LOAD = sig(r"failed to load '([^']+)'", cause="the model itself failed to load (its code raised, or a cause above)")
+
+
+# Smoke's own signatures for catalog rows that no check's signatures stand for (yet): a row a
+# check claims drops out of here by itself, so each row keeps one entry in the one table.
+SMOKE_ONLY: tuple[tuple[str, LogSignature], ...] = (
+    ("server-signal", sig(r"Signal \((11|6|7|4|8)\) received|exit(?:ed with)? code -(11|6|7|4|8)\b|Segmentation fault", 14,
+                          cause="tritonserver crashed on a fatal signal (SIGSEGV, SIGABRT...), which PyTriton reports only as a failed exit")),
+    ("restricted-endpoints", sig(r"This API is restricted, expecting header '([^']+)'|This protocol is restricted", 24,
+                                 cause="PyTriton 0.7.0 restricts the repository, statistics, shared-memory, trace and logging "
+                                       "endpoints with a random access token per start")),
+    ("grpc-proxy", sig(r"failed to connect to all addresses|Waiting for server to be ready timed out", 25,
+                       cause="gRPC could not reach the local server; with http_proxy / https_proxy / grpc_proxy set and no "
+                             "no_grpc_proxy / no_proxy exemption, gRPC core sends even 127.0.0.1 through the proxy")),
+    ("shm-removed", sig(r"FileNotFoundError.*(?:/dev/shm/|triton_python_backend_shm)", 26,
+                        cause="the python backend's shared memory vanished under it: systemd-logind (RemoveIPC=yes) deletes "
+                              "a user's POSIX shared memory when that user's last session ends")),
+    ("stub-exec", sig(r"Failed to give execute permission to triton_python_backend_stub", 27,
+                      cause="a stub shipped in the model directory has no exec bit and the repository is read-only")),
+    ("stub-exec", sig(r"cannot open (\S*triton_python_backend_stub): Permission denied", 28,
+                      cause="Triton copies cloud repositories and execution environments under /tmp; /tmp is mounted noexec")),
+    ("workspace-disk", sig(r"TimeoutError.*-config\.sock|PermissionError.*workspace_\S*|\[Errno (?:28|122)\]", 29,
+                           cause="PyTriton copies Triton (~22 MB) into $PYTRITON_HOME/workspace_* at each start; that place "
+                                 "is full, over quota or not executable")),
+    ("numpy-abi", sig(r"unpack_from requires a buffer of at least|cannot reshape array of size 0", 30,
+                      cause="numpy 2 reached the 0.7.0 stub, built against numpy 1.x (through ~/.local or PYTHONPATH)")),
+    ("backend-api", sig(r"Triton backend API version does not support this backend", 31,
+                        cause="a stub or backend built from another python_backend branch than the server's r<yy.mm>")),
+    ("execution-env", sig(r"Path (\S+)/bin/activate does not exist|Invalid stub name: contains invalid characters", 32,
+                          cause="python_backend r25.09+ no longer sources activate, and rejects model names with shell characters")),
+    ("static-tls", sig(r"cannot allocate memory in static TLS block", 33,
+                       cause="a library loaded late with dlopen needs static TLS that is already used up (libgomp on aarch64 above all)")),
+    ("oom-kill", sig(r"Killed process \d+|Memory cgroup out of memory|oom-kill:|\(exit code -9\b", 34,
+                     cause="the kernel's OOM killer ended a process of the server (a container or cgroup memory limit)")),
+    ("grpc-versions", sig(r"depends on grpcio|unexpected keyword argument '_registered_method'|Descriptors cannot be created directly", 35,
+                          cause="tritonclient's generated gRPC code does not match the installed grpcio / protobuf")),
+    ("emulation", sig(r"qemu: uncaught target signal|qemu-x86_64", 36,
+                      cause="an x86 image runs under QEMU emulation (Apple silicon), which Triton does not survive")),
+    ("model-ready", sig(r"Request for unknown model", 38,
+                        cause="a request reached the server before PyTriton bound the model: server readiness says nothing of a model's")),
+    ("python-version", sig(r"python_backend_stubs/(3\.\d+)/triton_python_backend_stub", 39,
+                           cause="nvidia-pytriton 0.7.0 ships stubs for Python 3.8-3.13 only, yet installs on any Python 3")),
+)
 
 
 def signatures() -> list[tuple[str, LogSignature]]:
@@ -42,7 +87,9 @@ def signatures() -> list[tuple[str, LogSignature]]:
     from tritondoctor.registry import all_checks
 
     pairs = [(spec.id, s) for spec in all_checks() for s in spec.signatures]
-    return pairs + [("model-load", MODEL_LOAD)]
+    covered = {row for _, s in pairs for row in s.rows}
+    own = [(i, s) for i, s in SMOKE_ONLY if not covered.intersection(s.rows)]
+    return pairs + own + [(MODEL_LOAD_ID, MODEL_LOAD)]
 
 
 HARMLESS: tuple[Harmless, ...] = (
@@ -65,6 +112,7 @@ HARMLESS: tuple[Harmless, ...] = (
     Harmless(
         _re(r"Failed to set config modification time: model_config_content_name_ is empty"),
         "PyTriton loads its model with an inline config; Triton notes it has no config file to time-stamp",
+        rows=(),
     ),
 )
 
@@ -159,7 +207,49 @@ def from_log(text: str, obs: Observation) -> list[Finding]:
     return findings
 
 
-def diagnose(obs: Observation) -> list[Finding]:
+_BARE = frozenset({"timeout", "smoke", "server-exit"})  # symptoms that name no cause
+
+
+def diagnose(obs: Observation, environ: Mapping[str, str] | None = None,
+             oom: "faults.OomEvidence | None" = None) -> list[Finding]:
+    """Findings for one run. `environ`: the run's environment (names a proxy behind a gRPC
+    failure); `oom`: the run's memory cgroup when its OOM killer fired during the run
+    (faults.oom_since), named as the cause of a SIGKILL."""
+    findings = _diagnose(obs)
+    causes = _fault_causes(obs, environ, oom, findings)
+    if not causes:
+        return findings
+    # The named cause replaces the bare symptoms it explains.
+    explained = _BARE | ({"infer"} if any(c.id == faults.PROXY_ID for c in causes) else set())
+    named = {c.id for c in causes}  # the same id from the log alone says less than the cause
+    rest = [f for f in findings if f.id not in named and (f.id not in explained or f.status is not Status.ERROR)]
+    return causes + [_oom_signal(f) if oom and f.id == "server-signal" else f for f in rest]
+
+
+def _fault_causes(obs: Observation, environ: Mapping[str, str] | None, oom: "faults.OomEvidence | None",
+                  findings: Sequence[Finding]) -> list[Finding]:
+    causes: list[Finding] = []
+    if oom is not None and oom.oom_kills:
+        causes.append(faults.oom_finding(oom))
+    proxy = faults.proxy_cause(environ, obs.events) if environ is not None else None
+    if proxy is not None:
+        causes.append(proxy)
+    unexplained = all(f.id in _BARE for f in findings if f.status is Status.ERROR)
+    killed = obs.script_exit is not None and obs.script_exit < 0  # a signal, not a model that never loaded
+    if not causes and unexplained and not killed:
+        ready = faults.model_readiness(obs.log, obs.events)
+        if ready is not None:
+            causes.append(ready)
+    return causes
+
+
+def _oom_signal(finding: Finding) -> Finding:
+    fix = FixHint("server-signal", "the OOM killer sent this SIGKILL: raise the memory limit (see above)",
+                  ("dmesg | grep -i -E 'killed process|out of memory'",))
+    return replace(finding, fix=fix)
+
+
+def _diagnose(obs: Observation) -> list[Finding]:
     findings: list[Finding] = []
     error = _error_event(obs)
     # Import failures happen before any server: name the package, not a log line.
@@ -214,9 +304,13 @@ def _script_ended(obs: Observation) -> Finding:
                        f" (exit code {code})", detail=short(last, 300),
                        fix=FixHint("python-version", "PyTriton needs Python 3.8 or newer; run the smoke test with that environment's python",
                                    ("tritondoctor smoke --python /path/to/env/bin/python",)), area=AREA)
+    fix = _log_fix(obs)
+    if code == -signal.SIGKILL:
+        fix = FixHint(faults.OOM_ID, "SIGKILL without a word usually means the OOM killer (a container or cgroup memory limit)",
+                      ("dmesg | grep -i -E 'killed process|out of memory'", "cat /proc/self/cgroup"))
     return Finding("smoke", Status.ERROR,
                    f"the smoke test's model script ended before finishing (exit code {code}, last step: {obs.last_phase()})",
-                   detail=short(last, 300), fix=_log_fix(obs), area=AREA)
+                   detail=short(last, 300), fix=fix, area=AREA)
 
 
 def _import_failure(error: dict[str, Any], obs: Observation) -> Finding:
