@@ -51,7 +51,8 @@ def run(snap: Snapshot) -> list[Finding]:
 SIGNATURES = (
     sig(r"exit(?:ed with)? code -9\b", 34,
         cause="a process was killed with SIGKILL, most often by the OOM killer at a container / cgroup memory limit"),
-    sig(r"Out of memory: Killed process \d+ \((tritonserver|triton_python_b\w*|python\S*)\)", 34,
+    # The system-wide kernel line and the memory cgroup's own ("Memory cgroup out of memory: ...").
+    sig(r"[Oo]ut of memory: Killed process \d+ \((tritonserver|triton_python_b\w*|python\S*)\)", 34,
         cause="the kernel's OOM killer ended a PyTriton process (a memory limit too small)"),
 )
 

@@ -79,6 +79,8 @@ def run(snap: Snapshot) -> list[Finding]:
 
 
 SIGNATURES = (
+    sig(r"FileNotFoundError: .*python_backend_stubs/(3\.\d+)", 39, fast_fail=True,
+        cause="nvidia-pytriton ships stubs for Python 3.8-3.13 only, yet installs into any Python 3"),
     sig(r"Failed to initialize stub, stub process exited unexpectedly", 8, fast_fail=True,
         cause="the stub could not start: no stub for this Python's minor, or one that cannot load"),
 )
@@ -109,5 +111,5 @@ def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
     return Finding(ID, Status.ERROR, title, detail, log_evidence(matches), fix, SMOKE_AREA)
 
 
-CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, log_is_consequence=True, rows=(8,),
+CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, log_is_consequence=True, rows=(8, 39),
                   summary="nvidia-pytriton installed; tritonserver, python backend and the stub for this Python present and executable")

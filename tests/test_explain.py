@@ -215,3 +215,11 @@ def test_explain_works_without_pytriton_offline(bare_venv: Path) -> None:
                               "('pytriton','tritonclient','numpy','pynvml','conda_package_handling','rattler'))))"],
                              capture_output=True, text=True, check=True)
     assert modules.stdout.strip() == ""
+
+
+def test_the_memory_cgroups_own_oom_line_maps_to_row_34() -> None:
+    from tritondoctor.explain import explain
+
+    line = "Memory cgroup out of memory: Killed process 4242 (tritonserver) total-vm:1234kB, anon-rss:99kB"
+    result = explain(line)
+    assert any(34 in m.rows for m in result.matches), result
