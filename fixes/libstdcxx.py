@@ -343,8 +343,32 @@ def _libstdcxx_findings(findings: list["Finding"]) -> list["Finding"]:
     return [f for f in needs(findings, SymbolVersionNeed, {ID}) if f.status == Status.ERROR]
 
 
+@dataclass(frozen=True)
+class _Need:
+    """What the binaries need from libstdc++ and the conda package that provides it."""
+
+    prefix: str
+    needed: frozenset[str]  # every GLIBCXX / CXXABI version the closure asks for
+    missing: tuple[str, ...]  # those the file found first lacks
+    gcc: str
+    spec: str  # e.g. libstdcxx-ng>=12
+
+
 def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
     ctx = ctx or PlanContext()
+    need = _need(snap, findings, ctx)
+    if need is None:
+        return None
+    workdir = ctx.workdir or tempfile.mkdtemp(prefix="tritondoctor-")
+    ctx.workdir = workdir
+    chosen, pool = _choose_archive(snap, ctx, need, workdir)
+    if chosen is None:
+        return _frontend_plan(snap, ctx, need.prefix, need.spec, need.gcc, set(need.needed))
+    return _offline_plan(snap, findings, ctx, need, chosen, pool, workdir)
+
+
+def _need(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext) -> _Need | None:
+    """The requirement, or None when this fix has nothing to do here (said in ctx.notes)."""
     target = snap.target
     misses = _libstdcxx_findings(findings)
     if target is None or not misses:
@@ -352,9 +376,9 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
             ctx.notes.append(f"{ID}: --package given, but no GLIBCXX / CXXABI version is missing; nothing to install")
         return None
     prefix = target.prefix
-    needed = _pathorder.required_libstdcxx_versions(snap)
-    missing = sorted({v for f in misses if isinstance(f.need, SymbolVersionNeed) for v in f.need.missing})
-    gcc = minimum_gcc(missing)
+    needed = frozenset(_pathorder.required_libstdcxx_versions(snap))
+    missing = tuple(sorted({v for f in misses if isinstance(f.need, SymbolVersionNeed) for v in f.need.missing}))
+    gcc = minimum_gcc(list(missing))
     if gcc is None:
         ctx.notes.append(f"{ID}: {', '.join(missing)} is newer than any GCC release tritondoctor knows")
         return None
@@ -374,77 +398,62 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         ctx.notes.append(f"{ID}: needs {spec}; installing it needs py-rattler (pip install py-rattler), "
                          f'or run: conda install -p {prefix} -c conda-forge "{spec}"')
         return None
-    workdir = ctx.workdir or tempfile.mkdtemp(prefix="tritondoctor-")
-    ctx.workdir = workdir
+    return _Need(prefix, needed, missing, gcc, spec)
+
+
+def _why_not(archive: Archive, need: _Need, machine: str | None) -> str | None:
+    """Why this archive cannot provide the libstdc++ needed (None: it can)."""
+    if archive.error:
+        return archive.error
+    if archive.lib_dir is None:
+        return f"has no lib/{SONAME}"
+    if archive.name not in NAMES:
+        return f"is {archive.name}, not {' or '.join(NAMES)}"
+    if machine and archive.machine != machine:
+        return f"is built for {archive.machine}, this machine needs {machine}"
+    lacking = sorted(need.needed - archive.defines)
+    if lacking:
+        return f"its {SONAME} lacks {', '.join(lacking)} (needs GCC >= {need.gcc}: {need.spec})"
+    return None
+
+
+def _choose_archive(snap: "Snapshot", ctx: PlanContext, need: _Need,
+                    workdir: str) -> tuple[Archive | None, list[str]]:
+    """The archive to install (from --package, else the package caches) and the pool the rest of
+    its transaction is completed from. A bad --package is a PlanError: nothing is changed."""
     machine = _machine(snap)
-
-    def acceptable(archive: Archive) -> str | None:
-        """Why this archive cannot provide the libstdc++ needed (None: it can)."""
-        if archive.error:
-            return archive.error
-        if archive.lib_dir is None:
-            return f"has no lib/{SONAME}"
-        if archive.name not in NAMES:
-            return f"is {archive.name}, not {' or '.join(NAMES)}"
-        if machine and archive.machine != machine:
-            return f"is built for {archive.machine}, this machine needs {machine}"
-        lacking = sorted(needed - archive.defines)
-        if lacking:
-            return f"its {SONAME} lacks {', '.join(lacking)} (needs GCC >= {gcc}: {spec})"
-        return None
-
-    chosen: Archive | None = None
-    pool: list[str]
-    if ctx.packages:
-        given = [inspect_archive(path, workdir) for path in ctx.packages]
-        for archive in given:
-            if archive.error:
-                raise PlanError(f"--package {archive.path}: {archive.label}: {archive.error}; nothing was changed")
-        carriers = [a for a in given if a.lib_dir is not None]
-        if not carriers:
-            raise PlanError(f"--package: no archive given contains lib/{SONAME} ({spec} needed); nothing was changed")
-        for archive in carriers:
-            why = acceptable(archive)
-            if why is not None:
-                raise PlanError(f"--package {archive.path}: {archive.label}: {why}; rejected, nothing was changed")
-        chosen = max(carriers, key=lambda a: version_tuple(a.version))
-        pool = list(ctx.packages)
-    else:
+    if not ctx.packages:
         dirs = pkgs_dirs(snap)
-        for path in cached_archives(dirs, version_tuple(gcc)):
+        for path in cached_archives(dirs, version_tuple(need.gcc)):
             archive = inspect_archive(path, workdir)
-            if acceptable(archive) is None:
-                chosen = archive
-                break
-        pool = archives_in(dirs)
-    if chosen is None:
-        return _frontend_plan(snap, ctx, prefix, spec, gcc, needed)
+            if _why_not(archive, need, machine) is None:
+                return archive, archives_in(dirs)
+        return None, archives_in(dirs)
+    given = [inspect_archive(path, workdir) for path in ctx.packages]
+    for archive in given:
+        if archive.error:
+            raise PlanError(f"--package {archive.path}: {archive.label}: {archive.error}; nothing was changed")
+    carriers = [a for a in given if a.lib_dir is not None]
+    if not carriers:
+        raise PlanError(f"--package: no archive given contains lib/{SONAME} ({need.spec} needed); nothing was changed")
+    for archive in carriers:
+        why = _why_not(archive, need, machine)
+        if why is not None:
+            raise PlanError(f"--package {archive.path}: {archive.label}: {why}; rejected, nothing was changed")
+    return max(carriers, key=lambda a: version_tuple(a.version)), list(ctx.packages)
+
+
+def _offline_plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext, need: _Need, chosen: Archive,
+                  pool: list[str], workdir: str) -> FixPlan:
+    prefix = need.prefix
     archives, tx = complete_set(prefix, chosen, pool, workdir)
     if ctx.packages:
         unused = [p for p in ctx.packages if os.path.abspath(p) not in {a.path for a in archives}]
         if unused:
             ctx.notes.append(f"{ID}: not needed, not installed: {', '.join(unused)}")
     overlays = {os.path.join(prefix, "lib"): chosen.lib_dir or ""}
-    env = dict(snap.environ)
-    value = with_overlays(env.get("LD_LIBRARY_PATH"), overlays)
-    if value is not None:
-        env["LD_LIBRARY_PATH"] = value
-    method = (f"read .gnu.version_d of the archive's {SONAME}: it defines {', '.join(missing)} and the other "
-              f"{len(needed - set(missing))} versions the binaries need; then derived the snapshot with the "
-              f"archive's lib/ searched where {prefix}/lib is")
-    prediction, _, _ = predict(snap, env, ["glibcxx"], method, before=findings)
-    prediction = Prediction(prediction.proven, prediction.method, prediction.statuses, {}, prediction.reason,
-                            prediction.details)
-    clears: tuple[str, ...] = ("glibcxx",)
-    notes = [f"{chosen.path}: {chosen.label}, its {SONAME} defines every needed version"]
+    prediction, clears, notes = _offline_prediction(snap, findings, need, chosen, overlays)
     notes += [f"{a.path}: {a.label}, needed by the transaction" for a in archives[1:]]
-    if prediction.statuses.get("glibcxx") != Status.OK.value:
-        # The archive is good but its directory is not where the binaries search: the conda-hooks
-        # plan (made next, with this install's files as an overlay) proves the combination.
-        prediction = Prediction(True, method + "; the install alone does not put it on the search path",
-                                prediction.statuses, {}, details=prediction.details)
-        clears = ()
-        notes.append(f"{prefix}/lib is not on the loader's search path for PyTriton: see the conda-hooks plan")
     if tx.problems:
         prediction = Prediction(False, prediction.method, prediction.statuses, {}, reason="; ".join(tx.problems),
                                 details=prediction.details)
@@ -455,13 +464,38 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         prefix=prefix,
         clears=clears,
         prediction=prediction,
-        install=PackageInstall(method="rattler", spec=spec, archives=tuple(a.path for a in archives),
+        install=PackageInstall(method="rattler", spec=need.spec, archives=tuple(a.path for a in archives),
                                sha256=tuple(a.sha256 for a in archives), name=chosen.name, version=chosen.version,
-                               build=chosen.build, replaces=tuple(tx.replaces), defines=tuple(sorted(needed)),
+                               build=chosen.build, replaces=tuple(tx.replaces), defines=tuple(sorted(need.needed)),
                                pkgs_dirs=tuple(pkgs_dirs(snap))),
         notes=tuple(notes),
         overlays=overlays,
     )
+
+
+def _offline_prediction(snap: "Snapshot", findings: list["Finding"], need: _Need, chosen: Archive,
+                        overlays: dict[str, str]) -> tuple[Prediction, tuple[str, ...], list[str]]:
+    """The snapshot derived with the archive's lib/ searched where $PREFIX/lib is."""
+    env = dict(snap.environ)
+    value = with_overlays(env.get("LD_LIBRARY_PATH"), overlays)
+    if value is not None:
+        env["LD_LIBRARY_PATH"] = value
+    method = (f"read .gnu.version_d of the archive's {SONAME}: it defines {', '.join(need.missing)} and the other "
+              f"{len(need.needed - set(need.missing))} versions the binaries need; then derived the snapshot with the "
+              f"archive's lib/ searched where {need.prefix}/lib is")
+    prediction, _, _ = predict(snap, env, ["glibcxx"], method, before=findings)
+    prediction = Prediction(prediction.proven, prediction.method, prediction.statuses, {}, prediction.reason,
+                            prediction.details)
+    clears: tuple[str, ...] = ("glibcxx",)
+    notes = [f"{chosen.path}: {chosen.label}, its {SONAME} defines every needed version"]
+    if prediction.statuses.get("glibcxx") != Status.OK.value:
+        # The archive is good but its directory is not where the binaries search: the conda-hooks
+        # plan (made next, with this install's files as an overlay) proves the combination.
+        prediction = Prediction(True, method + "; the install alone does not put it on the search path",
+                                prediction.statuses, {}, details=prediction.details)
+        clears = ()
+        notes.append(f"{need.prefix}/lib is not on the loader's search path for PyTriton: see the conda-hooks plan")
+    return prediction, clears, notes
 
 
 def _machine(snap: "Snapshot") -> str | None:
