@@ -29,10 +29,9 @@ def loader_path_fix(interp: Interpreter, directory: str, summary: str) -> FixHin
 
 
 def same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
+    """Paths as the run reported them (real paths: /proc/PID/maps and the model script's
+    realpath), compared as text: a log builder reads its observation, not the disk."""
+    return os.path.normpath(a) == os.path.normpath(b)
 
 
 def short(text: str, limit: int = 200) -> str:

@@ -8,7 +8,6 @@ fails with "Permission denied" or "No space left on device".
 
 from __future__ import annotations
 
-import os
 
 from tritondoctor.checkspec import CheckSpec, sig
 from tritondoctor.facts.runtime import human_bytes
@@ -28,12 +27,7 @@ def _stub_finding(snap: Snapshot) -> Finding | None:
     stub = install.stub_for(target.minor) if install and target else None
     if stub is None or install is None or install.stub_executable.get(target.minor if target else "", True):
         return None
-    try:
-        st = os.statvfs(stub)
-        frozen = bool(st.f_flag & (os.ST_RDONLY | os.ST_NOEXEC))
-    except OSError:
-        frozen = False
-    if not frozen:
+    if not install.stub_on_frozen_fs.get(target.minor if target else "", False):
         return None  # the pytriton check names a plain missing exec bit (chmod works)
     return Finding(ID, Status.ERROR, f"the stub {stub} has no exec bit on a read-only or noexec file system",
                    detail="Triton fails with 'Failed to give execute permission to triton_python_backend_stub': chmod "

@@ -15,7 +15,6 @@ segments rounded up to a power of two (pytriton/proxy/data.py). So:
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
@@ -142,7 +141,7 @@ def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
         fix = FixHint("shm-cleanup", "remove the leftover segments (only those of servers that are gone)",
                       ("tritondoctor check", "ls -la /dev/shm"))
         return Finding(ID, Status.ERROR, title, "", evidence, fix, SMOKE_AREA)
-    free = _shm_free_mib()
+    free = obs.shm_free_bytes // (1024 * 1024) if obs.shm_free_bytes is not None else None
     if any("No space left" in m.line for m in matches):
         title = "/dev/shm is too small for the Python backend (No space left on device)"
     else:
@@ -153,12 +152,6 @@ def from_log(matches: Sequence[Match], obs: Observation) -> Finding:
     return Finding(ID, Status.ERROR, title, "", evidence, fix, SMOKE_AREA)
 
 
-def _shm_free_mib() -> int | None:
-    try:
-        st = os.statvfs("/dev/shm")
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize // (1024 * 1024)
 
 
 CHECK = CheckSpec(ID, AREA, run, signatures=SIGNATURES, from_log=from_log, rows=(10, 11, 12),

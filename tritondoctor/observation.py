@@ -45,6 +45,7 @@ class Observation:
     stub_libpython: dict[str, str | None] = field(default_factory=dict)  # path the stub mapped -> version
     ports: dict[str, int] = field(default_factory=dict)
     log_path: str | None = None
+    shm_free_bytes: int | None = None  # free space of /dev/shm when the run ended
 
     def first(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e.get("ev") == name), None)

@@ -42,6 +42,8 @@ class PyTritonInstall:
     python_backend_is_file: bool = False
     libs_dir_is_dir: bool = False
     stub_executable: Mapping[str, bool] = field(default_factory=dict)  # "3.11" -> os.access(X_OK)
+    # "3.11" -> the stub's file system is read-only or noexec (chmod cannot help there)
+    stub_on_frozen_fs: Mapping[str, bool] = field(default_factory=dict)
 
     @property
     def missing_files(self) -> tuple[str, ...]:
@@ -120,6 +122,7 @@ def locate(target: TargetPython, environ: Mapping[str, str]) -> PyTritonInstall 
         python_backend_is_file=os.path.isfile(python_backend),
         libs_dir_is_dir=os.path.isdir(libs_dir),
         stub_executable={minor: os.access(path, os.X_OK) for minor, path in stubs.items()},
+        stub_on_frozen_fs={minor: _frozen_fs(path) for minor, path in stubs.items()},
     )
 
 
@@ -147,3 +150,10 @@ def server_environ(environ: Mapping[str, str], install: PyTritonInstall, target:
         env["LD_LIBRARY_PATH"] = install.libs_dir
     env["PATH"] = os.path.join(target.exec_prefix, "bin") + ":" + env.get("PATH", "")
     return env
+
+
+def _frozen_fs(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & (os.ST_RDONLY | os.ST_NOEXEC))
+    except OSError:
+        return False
