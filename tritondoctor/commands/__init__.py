@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-COMMANDS = ("check", "tree", "fix", "env", "smoke", "explain", "report", "diff", "version")
+COMMANDS = ("check", "tree", "fix", "env", "smoke", "explain", "report", "diff", "fleet", "version")
 
 
 def register_all(app: "typer.Typer") -> None:

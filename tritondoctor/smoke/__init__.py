@@ -5,7 +5,9 @@
     sys.exit(result.exit_code)          # 0 passed, 1 failed
 
 `SmokeUsageError` means the request itself is wrong (exit 2); on Ctrl-C or SIGTERM everything
-started is ended and KeyboardInterrupt propagates (exit 130, EXIT_INTERRUPTED).
+started is ended and KeyboardInterrupt (tritondoctor.errors.Interrupted under the CLI) propagates
+(exit 130 / 143). Even a SIGKILL leaves nothing running: the run's supervisor ends its process
+tree and removes its files, or the next run does (runner.py, supervisor.py, leftovers.py).
 """
 
 from tritondoctor.render.smoke import render

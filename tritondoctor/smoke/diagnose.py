@@ -376,6 +376,10 @@ def _signal_number(name: str) -> int | None:
 def _unexplained_error(error: dict[str, Any], obs: Observation) -> Finding:
     phase = error.get("phase") or "run"
     message = short(str(error.get("message") or "unknown error"))
+    if phase == "workspace":
+        return Finding("workspace", Status.ERROR, message, fix=FixHint(
+            "pytriton-home", "point PYTRITON_HOME at a short, writable, exec-allowed directory",
+            ("export PYTRITON_HOME=/tmp/pytriton",)), evidence={"phase": phase}, area=AREA)
     finding_id = {"model-load": "model-load", "infer": "infer", "burst": "infer"}.get(phase, "smoke")
     titles = {"server-start": "the server did not start", "model-load": "the model failed to load",
               "infer": "inference failed", "burst": "concurrent inference failed"}

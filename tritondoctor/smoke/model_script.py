@@ -247,13 +247,13 @@ def _one_line(exc: BaseException) -> str:
     return ("%s: %s" % (type(exc).__name__, first)).strip().rstrip(":")
 
 
-def _error(channel: Channel, phase: str, exc: BaseException) -> None:
+def _error(channel: Channel, phase: str, exc: BaseException, message: Optional[str] = None) -> None:
     channel.emit(
         "error",
         phase=phase,
         type=type(exc).__name__,
         module=getattr(exc, "name", None) if isinstance(exc, ImportError) else None,
-        message=_one_line(exc),
+        message=message or _one_line(exc),
         detail=str(exc)[-8000:],
         traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
     )
@@ -283,7 +283,7 @@ def interpreter_facts() -> Dict[str, Any]:
         "libdir": libdir,
         "instsoname": soname,
         "enable_shared": bool(sysconfig.get_config_var("Py_ENABLE_SHARED")),
-        "own_libpython": own if own and os.path.exists(own) else None,
+        "own_libpython": os.path.realpath(own) if own and os.path.exists(own) else None,
         "pytriton": pytriton_version,
         "pid": os.getpid(),
     }
@@ -390,39 +390,35 @@ def _burst(url: str, name: str, model: SmokeModel, requests: int, concurrency: i
     }
 
 
-def run(config: Dict[str, Any], channel: Channel) -> int:
-    hook = os.environ.get(HOOK_ENV, "")
-    channel.emit("hello", **interpreter_facts())
-    facts = gather_device_facts(bool(config.get("prefer_gpu", True)))
-    device, reason = choose_device(facts)
-    channel.emit("device", device=device, reason=reason, torch=facts.torch_version)
+WORKSPACE_FILE = "workspace"  # in the working directory: the runner's record of PyTriton's workspace
 
+
+class ScriptError(Exception):
+    """A step failed; `phase` names it for the runner and `cause` is what was raised."""
+
+    def __init__(self, phase: str, cause: BaseException, message: Optional[str] = None) -> None:
+        super().__init__(message or _one_line(cause))
+        self.phase = phase
+        self.cause = cause
+        self.message = message
+
+
+def _import_pytriton() -> Any:
     try:
-        import numpy as np
+        import numpy  # noqa: F401
+        import pytriton.decorators  # noqa: F401
+        import pytriton.model_config  # noqa: F401
+        import pytriton.triton as triton_module
     except ImportError as exc:
-        _error(channel, "import", exc)
-        return 1
-    try:
-        from pytriton.decorators import batch
-        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-        from pytriton.triton import Triton, TritonConfig
-    except ImportError as exc:
-        _error(channel, "import", exc)
-        return 1
-    channel.emit("phase", name="imported")
+        raise ScriptError("import", exc)
+    return triton_module
 
-    applied = _apply_hooks(hook) if hook else {}
-    if applied:
-        channel.emit("hook", **applied)
-    model = SmokeModel(device, hang=hook == "hang-infer")
 
-    @batch
-    def infer(x: Any) -> Dict[str, Any]:
-        return {"y": model.compute(x)}
+def _make_triton(config: Dict[str, Any]) -> Any:
+    """Triton() creates PyTriton's workspace under PYTRITON_HOME: name that step when it fails."""
+    from pytriton.triton import Triton, TritonConfig
 
     ports = config["ports"]
-    name = str(config.get("model_name") or MODEL_NAME)
-    timeout = float(config.get("request_timeout", 30.0))
     triton_config = TritonConfig(
         http_address="127.0.0.1",
         http_port=ports["http"],
@@ -431,61 +427,110 @@ def run(config: Dict[str, Any], channel: Channel) -> int:
         metrics_address="127.0.0.1",
         metrics_port=ports["metrics"],
     )
-    triton = Triton(config=triton_config)
-    watch = ServerWatch(triton, channel)
-    watch.start()
-    phase = "server-start"
     try:
+        triton = Triton(config=triton_config)
+    except OSError as exc:
+        home = os.environ.get("PYTRITON_HOME", "~/.cache/pytriton")
+        detail = exc.strerror or _one_line(exc)
+        raise ScriptError("workspace", exc, "PyTriton cannot create its workspace in PYTRITON_HOME %s: %s" % (home, detail))
+    except Exception as exc:  # noqa: BLE001 - reported to the runner like any failed step
+        raise ScriptError("server-start", exc)
+    workspace = getattr(getattr(triton, "_workspace", None), "path", None)
+    if workspace is not None:
+        try:
+            with open(WORKSPACE_FILE, "w") as fh:
+                fh.write(str(workspace))
+        except OSError:
+            pass
+    return triton
+
+
+def _bind(triton: Any, model: SmokeModel, name: str, queue_delay_us: int) -> None:
+    import numpy as np
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    @batch
+    def infer(x: Any) -> Dict[str, Any]:
+        return {"y": model.compute(x)}
+
+    triton.bind(
+        model_name=name,
+        infer_func=infer,
+        inputs=[Tensor(name="x", dtype=np.float32, shape=(IN_FEATURES,))],
+        outputs=[Tensor(name="y", dtype=np.float32, shape=(OUT_FEATURES,))],
+        config=ModelConfig(max_batch_size=MAX_BATCH, batcher=DynamicBatcher(max_queue_delay_microseconds=queue_delay_us)),
+        strict=True,
+    )
+
+
+class Run:
+    """One pass through the steps; `phase` is the step in progress when something fails."""
+
+    def __init__(self, config: Dict[str, Any], channel: Channel, model: SmokeModel) -> None:
+        self.config = config
+        self.channel = channel
+        self.model = model
+        self.phase = "server-start"
+        self.name = str(config.get("model_name") or MODEL_NAME)
+        self.timeout = float(config.get("request_timeout", 30.0))
+
+    def serve(self, triton: Any) -> None:
         started = time.perf_counter()
         triton.run()  # what `with Triton()` does on entry: start tritonserver, wait until ready
-        channel.emit("phase", name="server-ready", s=round(time.perf_counter() - started, 4))
-        phase = "model-load"
+        self.channel.emit("phase", name="server-ready", s=round(time.perf_counter() - started, 4))
+        self.phase = "model-load"
         loading = time.perf_counter()
-        triton.bind(
-            model_name=name,
-            infer_func=infer,
-            inputs=[Tensor(name="x", dtype=np.float32, shape=(IN_FEATURES,))],
-            outputs=[Tensor(name="y", dtype=np.float32, shape=(OUT_FEATURES,))],
-            config=ModelConfig(
-                max_batch_size=MAX_BATCH,
-                batcher=DynamicBatcher(max_queue_delay_microseconds=int(config.get("queue_delay_us", 500))),
-            ),
-            strict=True,
-        )
-        channel.emit("phase", name="model-ready", s=round(time.perf_counter() - loading, 4))
+        _bind(triton, self.model, self.name, int(self.config.get("queue_delay_us", 500)))
+        self.channel.emit("phase", name="model-ready", s=round(time.perf_counter() - loading, 4))
 
-        phase = "infer"
+    def check(self) -> None:
+        np = self.model.np
+        ports = self.config["ports"]
+        self.phase = "infer"
         x = np.random.default_rng(1).standard_normal((3, IN_FEATURES)).astype(np.float32)
         checks = {}
         for protocol in ("http", "grpc"):
             url = "%s://127.0.0.1:%d" % (protocol, ports[protocol])
-            elapsed, ok, error = _infer_once(url, name, model, x, timeout)
+            elapsed, ok, error = _infer_once(url, self.name, self.model, x, self.timeout)
             checks[protocol] = {"ok": ok, "s": round(elapsed, 4), "max_error": error, "url": url}
-            channel.emit("infer", protocol=protocol, ok=ok, s=round(elapsed, 4), max_error=error)
-        phase = "burst"
+            self.channel.emit("infer", protocol=protocol, ok=ok, s=round(elapsed, 4), max_error=error)
+        self.phase = "burst"
         burst = _burst(
             "http://127.0.0.1:%d" % ports["http"],
-            name,
-            model,
-            int(config.get("burst_requests", 128)),
-            int(config.get("burst_concurrency", 8)),
-            timeout,
+            self.name,
+            self.model,
+            int(self.config.get("burst_requests", 128)),
+            int(self.config.get("burst_concurrency", 8)),
+            self.timeout,
         )
-        channel.emit("burst", **burst)
-        channel.emit("result", checks=checks, burst=burst)
+        self.channel.emit("burst", **burst)
+        self.channel.emit("result", checks=checks, burst=burst)
+
+
+def _serve_and_check(triton: Any, run: Run, watch: ServerWatch) -> int:
+    """Serve, infer and burst; stop the server in every case. Returns the exit code."""
+    channel = run.channel
+    try:
+        run.serve(triton)
+        run.check()
         code = 0
     except KeyboardInterrupt:
         watch.expected_exit.set()
         if not watch.exited.is_set():
-            channel.emit("interrupted", phase=phase)
+            channel.emit("interrupted", phase=run.phase)
         code = 130
     except Exception as exc:  # noqa: BLE001 - reported to the runner; the raw traceback goes to its log
         watch.expected_exit.set()  # before anything stops the server: this exit is ours
         if not watch.exited.is_set():
-            _error(channel, phase, exc)
+            _error(channel, run.phase, exc)
         traceback.print_exc()
         code = 1
     watch.expected_exit.set()
+    return _stop(triton, channel, code)
+
+
+def _stop(triton: Any, channel: Channel, code: int) -> int:
     stopping = time.perf_counter()
     try:
         triton.stop()
@@ -496,8 +541,30 @@ def run(config: Dict[str, Any], channel: Channel) -> int:
     return code
 
 
+def run(config: Dict[str, Any], channel: Channel) -> int:
+    hook = os.environ.get(HOOK_ENV, "")
+    channel.emit("hello", **interpreter_facts())
+    facts = gather_device_facts(bool(config.get("prefer_gpu", True)))
+    device, reason = choose_device(facts)
+    channel.emit("device", device=device, reason=reason, torch=facts.torch_version)
+    try:
+        _import_pytriton()
+        channel.emit("phase", name="imported")
+        applied = _apply_hooks(hook) if hook else {}
+        if applied:
+            channel.emit("hook", **applied)
+        model = SmokeModel(device, hang=hook == "hang-infer")
+        triton = _make_triton(config)
+    except ScriptError as exc:
+        _error(channel, exc.phase, exc.cause, exc.message)
+        return 1
+    watch = ServerWatch(triton, channel)
+    watch.start()
+    return _serve_and_check(triton, Run(config, channel, model), watch)
+
+
 def _die_with_parent(parent: int) -> None:
-    """If the runner dies, get SIGTERM (handled like Ctrl-C) instead of living on unsupervised."""
+    """If the supervisor dies, get SIGTERM (handled like Ctrl-C) instead of living on unsupervised."""
     try:
         import ctypes
 

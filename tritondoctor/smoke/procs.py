@@ -1,10 +1,13 @@
 """Keep track of every process a smoke run starts, and end and reap all of them.
 
-The target runs in its own session. tritonserver (started by PyTriton through `sh`), the Python
-backend stub and the multiprocessing helpers all stay in that session and inherit a marker
-variable, so members are found three ways: descendants seen while polling, the session id, and
-the marker in /proc/<pid>/environ. While a run is in progress the runner is a child subreaper:
-processes orphaned inside the tree are re-parented to it and can be reaped (on hosts whose
+The root runs in its own session: for `smoke`, the run's supervisor (smoke/supervisor.py), a
+child subreaper that owns the tree (the model script, tritonserver started by PyTriton through
+`sh`, the Python backend stub, the multiprocessing helpers); for the repository smoke, the
+server itself. Members stay in that session and inherit a marker variable, so they are found
+three ways: descendants seen while polling, the session id, and the marker in
+/proc/<pid>/environ. `end` interrupts the root and then kills what is left; `end_supervised`
+asks the supervisor to do that and kills only what it could not. The caller is a child subreaper
+too: processes orphaned inside the tree are re-parented to it and can be reaped (on hosts whose
 PID 1 does not reap orphans they would otherwise stay zombies forever).
 """
 
@@ -61,7 +64,8 @@ def _key(proc: psutil.Process) -> tuple[int, float]:
 
 @dataclass
 class ProcessTree:
-    """The target process (a Popen started with start_new_session=True) and all it spawns."""
+    """The root (a Popen started with start_new_session=True; for `end_supervised`, the supervisor
+    with its stdin a pipe) and all it spawns."""
 
     root: subprocess.Popen
     marker: tuple[str, str]  # (variable, value) put in the target's environment
@@ -165,6 +169,34 @@ class ProcessTree:
                 except OSError:
                     pass
         return survivors
+
+    def end_supervised(self, grace: float, kill_wait: float = 5.0) -> list[psutil.Process]:
+        """Ask the supervisor (the root) to end the run: SIGINT to the script, up to `grace`
+        seconds, then SIGKILL for the whole tree. Then, as a backstop, SIGKILL whatever is still
+        found and reap. Returns what could not be ended."""
+        self.refresh()
+        self.sweep()
+        self._send_stop(grace)
+        try:
+            self.root.wait(timeout=grace + kill_wait + 1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        self.sweep()
+        return self._kill_and_reap(kill_wait)
+
+    def _send_stop(self, grace: float) -> None:
+        control = self.root.stdin
+        if control is None:
+            return
+        try:
+            control.write(f"stop {grace:g}\n".encode())
+            control.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            control.close()
+        except OSError:
+            pass
 
     def _kill_and_reap(self, wait: float) -> list[psutil.Process]:
         deadline = time.monotonic() + wait

@@ -11,7 +11,11 @@ from tritondoctor.findings import Finding, Status
 from tritondoctor.render.marks import MARKS
 
 if TYPE_CHECKING:
-    from tritondoctor.smoke.repo_result import ModelResult, ProtocolResult, RepoSmokeResult
+    from tritondoctor.smoke.repo_result import (
+        ModelResult,
+        ProtocolResult,
+        RepoSmokeResult,
+    )
 
 
 def _protocol(label: str, result: "ProtocolResult | None") -> str:

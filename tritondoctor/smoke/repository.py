@@ -29,7 +29,13 @@ from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
 from tritondoctor.smoke import repo_layout, repo_log, repo_server
 from tritondoctor.smoke.procs import child_subreaper, free_ports
-from tritondoctor.smoke.repo_result import ModelResult, ProtocolResult, RepoSmokeResult, RunRecord, build_result
+from tritondoctor.smoke.repo_result import (
+    ModelResult,
+    ProtocolResult,
+    RepoSmokeResult,
+    RunRecord,
+    build_result,
+)
 from tritondoctor.smoke.runner import SmokeUsageError
 
 __all__ = ["ModelResult", "ProtocolResult", "RepoSmokeResult", "run_repository_smoke", "render_repo_smoke"]

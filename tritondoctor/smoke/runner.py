@@ -1,17 +1,19 @@
 """Run the smoke model in the target interpreter and watch it from tritondoctor's own process.
 
-The model script runs as `python <copy of model_script.py> <config json>` in a temporary
-directory that also holds PYTRITON_HOME and TMPDIR, in its own session, with the caller's
-environment. It reports phases and results as JSON lines on a pipe; its stdout/stderr (which
-carry tritonserver's and the stub's log) go to the log file. The run ends when the script is
-done, soon after it reports a failure, when the server dies, at the overall timeout, or on
-Ctrl-C; then every process it started is ended and reaped and the directory removed.
+The model script runs as `python <copy of model_script.py> <config json>` in a temporary run
+directory that also holds PYTRITON_HOME (unless the user set one: then theirs, as their own
+PyTriton would use it) and TMPDIR, with the caller's environment. Its parent is the run's
+supervisor (smoke/supervisor.py), which owns the whole process tree and ends it even when this
+process is killed with SIGKILL. The script reports phases and results as JSON lines on a pipe;
+its stdout/stderr (which carry tritonserver's and the stub's log) go to the log file. The run
+ends when the script is done, soon after it reports a failure, when the server dies, at the
+overall timeout, or on Ctrl-C/SIGTERM; then every process it started is ended and reaped and
+what it left is removed. A run that was killed before it could do that is cleaned up by its
+supervisor or, failing that, by the next run (leftovers.py).
 """
 
 from __future__ import annotations
 
-import codecs
-import glob
 import json
 import os
 import selectors
@@ -23,22 +25,33 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping, TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from tritondoctor.cache import user_cache_base
 from tritondoctor.findings import Finding, Status, worst
+from tritondoctor.observation import Interpreter, Observation
 from tritondoctor.smoke import diagnose as dx
-from tritondoctor.smoke import model_script
-from tritondoctor.smoke.procs import ProcessTree, child_subreaper, free_ports, port_is_free
+from tritondoctor.smoke import faults
+from tritondoctor.smoke import leftovers, model_script, supervisor
+from tritondoctor.smoke.leftovers import MARKER_ENV, remove_model_folders  # noqa: F401 - importable from here
+from tritondoctor.smoke.presence import ServerPresence, describe
+from tritondoctor.smoke.procs import (
+    ProcessTree,
+    child_subreaper,
+    free_ports,
+    port_is_free,
+)
+from tritondoctor.smoke.streams import RunStreams
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-MARKER_ENV = "TRITONDOCTOR_SMOKE_RUN"
 _LOG_KEEP = 20
 
 
@@ -152,7 +165,7 @@ def resolve_python(python: str, env: Mapping[str, str]) -> str:
         raise SmokeUsageError(f"{python}: no such file or command")
     if os.path.isdir(found) or not os.access(found, os.X_OK):
         raise SmokeUsageError(f"{found}: not an executable file")
-    return found
+    return os.path.abspath(found)  # the script runs in the run directory
 
 
 def run(python: str, env: Mapping[str, str], options: SmokeOptions) -> SmokeResult:
@@ -160,119 +173,183 @@ def run(python: str, env: Mapping[str, str], options: SmokeOptions) -> SmokeResu
         raise SmokeUsageError(f"--timeout must be a positive number of seconds, not {options.timeout}")
     executable = resolve_python(python, env)
     started = time.monotonic()
-    workdir = _make_workdir()
+    preflight = faults.proxy_preflight({**env, **options.extra_env})
+    if preflight is not None and preflight.status is Status.ERROR:
+        # gRPC would go through a proxy nothing answers at: the run could only time out.
+        return SmokeResult(passed=False, device="", device_reason="", timings=SmokeTimings(total_s=0.0),
+                           findings=[preflight], log_path=None, python=executable)
+    oom_before = faults.oom_evidence(os.getpid())
+    cleaned = _sweep_abandoned_runs()
+    rundir = _RunDir.create(env, options.extra_env)
     log_path = options.log_path or default_log_path()
     try:
         log = open(log_path, "w", encoding="utf-8", errors="replace")
     except OSError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
+        rundir.remove()
         raise SmokeUsageError(f"cannot write the log {log_path}: {exc.strerror or exc}") from None
     ports = options.ports or dict(zip(("http", "grpc", "metrics"), free_ports(3)))
-    watch: _Watch | None = None
     try:
         with log, child_subreaper(), _sigterm_as_interrupt():
-            watch = _Watch(executable, env, options, workdir, ports, log)
+            watch = _Watch(executable, rundir, options, ports, log)
             try:
-                watch.start()
+                watch.start(cleaned)
                 watch.follow(deadline=started + options.timeout)
             finally:
                 with _signals_blocked():
                     watch.cleanup()
-            return _result(watch, executable, options, log_path, started)
+            failed = watch.streams.first("launch-failed")
+            if failed:
+                raise SmokeUsageError(f"{executable}: cannot run it ({failed.get('message')})")
+            early = [preflight] if preflight is not None else []
+            return _result(watch, executable, options, log_path, started, early, oom_before)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        rundir.remove()
+
+
+def _sweep_abandoned_runs() -> list[str]:
+    try:
+        return leftovers.sweep_abandoned_runs()
+    except OSError:  # someone else's trouble must not fail this run
+        return []
+
+
+def _pytriton_home(value: str) -> str:
+    """The directory PyTriton makes of PYTRITON_HOME (pytriton.constants does the same)."""
+    return str(Path(os.path.expanduser(os.path.expandvars(value))).resolve().absolute())
+
+
+@dataclass
+class _RunDir:
+    """The run's directory, its identity and the environment of its processes; recorded in the
+    directory (see leftovers) so that whoever finds the run abandoned can clean up after it."""
+
+    path: str
+    token: str
+    env: dict[str, str]
+    user_home: str | None  # the user's PYTRITON_HOME, honoured; None: ours, inside `path`
+
+    @property
+    def model_name(self) -> str:
+        return f"tdsmoke_{self.token[:6]}"
+
+    @classmethod
+    def create(cls, env: Mapping[str, str], extra_env: Mapping[str, str]) -> _RunDir:
+        out = dict(env)
+        out.update(extra_env)
+        home = out.get("PYTRITON_HOME", "").strip()
+        rundir = cls(_make_workdir(), uuid.uuid4().hex, out, _pytriton_home(home) if home else None)
+        rundir._record()
+        if rundir.user_home is None:
+            out["PYTRITON_HOME"] = os.path.join(rundir.path, "h")
+            os.makedirs(out["PYTRITON_HOME"])
+        else:  # absolute: the script runs in the run directory, the user's PyTriton where they are
+            out["PYTRITON_HOME"] = rundir.user_home
+        out["TMPDIR"] = os.path.join(rundir.path, "tmp")  # the script's and the stub's temporary files
+        os.makedirs(out["TMPDIR"])
+        out["PYTHONUNBUFFERED"] = "1"
+        out[MARKER_ENV] = rundir.token
+        return rundir
+
+    def _record(self) -> None:
+        created = leftovers.missing_parents(self.user_home) if self.user_home else []
+        leftovers.write_json(os.path.join(self.path, leftovers.RUN_FILE), {
+            "token": self.token, "runner": leftovers.identity(os.getpid()), "model_name": self.model_name,
+            "home": self.user_home, "home_created": created, "created": time.time()})
+
+    def remove(self) -> None:
+        """What the run's processes left (PyTriton cleans up after itself unless killed), then the directory."""
+        leftovers.remove_files(self.path, leftovers.read_json(os.path.join(self.path, leftovers.RUN_FILE)),
+                               leftovers.read_json(os.path.join(self.path, leftovers.SUPERVISOR_FILE)))
 
 
 class _Watch:
-    """One run of the model script: start it, follow its pipes and processes, end it."""
+    """One run of the model script under its supervisor: start it, follow its streams and
+    processes, end it."""
 
-    def __init__(self, python: str, env: Mapping[str, str], options: SmokeOptions, workdir: str,
-                 ports: dict[str, int], log: TextIO) -> None:
+    def __init__(self, python: str, rundir: _RunDir, options: SmokeOptions, ports: dict[str, int], log: TextIO) -> None:
         self.python = python
+        self.rundir = rundir
         self.options = options
-        self.workdir = workdir
         self.ports = ports
         self.log = log
-        self.token = uuid.uuid4().hex
-        self.events: list[dict[str, Any]] = []
-        self.output: list[str] = []
-        self.output_size = 0
+        graces = {"result": options.stop_grace, "error": options.error_grace,
+                  "server-exit": options.server_exit_grace, "interrupted": options.error_grace}
+        self.streams = RunStreams(log, options.verbose, graces, options.signature_grace)
         self.timed_out = False
-        self.server_vanished = False
-        self.end_by: float | None = None  # set once the outcome is known: stop following then
         self.cutoff: tuple[int, int] | None = None
-        self.model_name = f"tdsmoke_{self.token[:6]}"
-        self.stub_libpython: dict[str, str | None] = {}
         self.survivors: list[str] = []
         self.proc: subprocess.Popen | None = None
         self.tree: ProcessTree | None = None
-        self._env = self._environment(env)
-        self._line_partial = ""
-        self._log_line_open = False
-        self._event_partial = b""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._server_seen_at: float | None = None
-        self._server_gone_at: float | None = None
-        self._stubs_read: set[int] = set()
+        self.presence: ServerPresence | None = None
+        self.events_fd = -1
 
-    def _environment(self, env: Mapping[str, str]) -> dict[str, str]:
-        home = os.path.join(self.workdir, "h")
-        tmp = os.path.join(self.workdir, "tmp")
-        os.makedirs(home)
-        os.makedirs(tmp)
-        out = dict(env)
-        out.update(self.options.extra_env)
-        out["PYTRITON_HOME"] = home
-        out["TMPDIR"] = tmp  # Python's temporary files in the script and the stub stay in our directory
-        out["PYTHONUNBUFFERED"] = "1"
-        out[MARKER_ENV] = self.token
-        return out
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.streams.events
 
-    def start(self) -> None:
-        script = os.path.join(self.workdir, "tritondoctor_smoke_model.py")
+    def start(self, cleaned: list[str]) -> None:
+        script = os.path.join(self.rundir.path, "tritondoctor_smoke_model.py")
         shutil.copyfile(model_script.__file__, script)
-        config = {
+        read_fd, write_fd = os.pipe()
+        try:
+            # -E -s: the supervisor is tritondoctor's own Python and needs only its standard library.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-E", "-s", supervisor.__file__], cwd=self.rundir.path,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,), start_new_session=True)
+        except OSError as exc:
+            os.close(read_fd)
+            raise SmokeUsageError(f"cannot start the smoke test's supervisor ({exc.strerror or exc})") from None
+        finally:
+            os.close(write_fd)
+        self.events_fd = read_fd
+        self.tree = ProcessTree(self.proc, (MARKER_ENV, self.rundir.token))
+        self.presence = ServerPresence(self.tree)
+        config = self._config(self.proc.pid)
+        self._header(config, cleaned)
+        env = dict(self.rundir.env)
+        env[model_script.FD_ENV] = str(write_fd)
+        request = {"argv": [self.python, script, json.dumps(config)], "env": env, "workdir": self.rundir.path,
+                   "token": self.rundir.token, "events_fd": write_fd, "parent": os.getpid()}
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the supervisor died at once: following it finds that out
+
+    def _config(self, parent: int) -> dict[str, Any]:
+        return {
             "ports": self.ports,
             "prefer_gpu": self.options.prefer_gpu,
             "burst_requests": self.options.burst_requests,
             "burst_concurrency": self.options.burst_concurrency,
-            "parent_pid": os.getpid(),
-            "model_name": self.model_name,
+            "parent_pid": parent,
+            "model_name": self.rundir.model_name,
             "request_timeout": max(5.0, min(30.0, self.options.timeout / 2)),
         }
-        read_fd, write_fd = os.pipe()
-        self._env[model_script.FD_ENV] = str(write_fd)
-        self._header(config)
-        try:
-            self.proc = subprocess.Popen(
-                [self.python, script, json.dumps(config)],
-                env=self._env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            os.close(read_fd)
-            raise SmokeUsageError(f"{self.python}: cannot run it ({exc.strerror or exc})") from None
-        finally:
-            os.close(write_fd)
-        self.events_fd = read_fd
-        self.tree = ProcessTree(self.proc, (MARKER_ENV, self.token))
 
-    def _header(self, config: dict[str, Any]) -> None:
+    def _header(self, config: dict[str, Any], cleaned: list[str]) -> None:
+        env = self.rundir.env
         self.log.write(f"# tritondoctor smoke  {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         self.log.write(f"# python: {self.python}\n# ports: {json.dumps(self.ports)}\n")
-        self.log.write(f"# LD_LIBRARY_PATH={self._env.get('LD_LIBRARY_PATH', '(unset)')}\n")
+        self.log.write(f"# LD_LIBRARY_PATH={env.get('LD_LIBRARY_PATH', '(unset)')}\n")
+        self.log.write(f"# PYTRITON_HOME={env.get('PYTRITON_HOME')}"
+                       + ("" if self.rundir.user_home else " (the smoke test's own)") + "\n")
+        for path in cleaned:
+            self.log.write(f"# removed what an interrupted earlier smoke run left: {path}\n")
         self.log.write(f"# config: {json.dumps(config)}\n")
         self.log.flush()
 
     # --- following the run --------------------------------------------------------------
 
+    def script_done(self) -> bool:
+        assert self.proc is not None
+        return (self.streams.has_event("script-exit") or self.streams.has_event("launch-failed")
+                or self.proc.poll() is not None)
+
     def follow(self, deadline: float) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None and self.presence is not None
         selector = selectors.DefaultSelector()
         selector.register(self.proc.stdout.fileno(), selectors.EVENT_READ, "out")
         selector.register(self.events_fd, selectors.EVENT_READ, "events")
@@ -285,219 +362,92 @@ class _Watch:
                 if now >= deadline:
                     self.timed_out = True
                     # What follows is our own interruption's doing, not a finding.
-                    self.cutoff = (len(self.events), len(self.output))
+                    self.cutoff = (len(self.streams.events), len(self.streams.output))
                     return
-                if self.end_by is not None and now >= self.end_by:
+                end_by = self.streams.end_by
+                if end_by is not None and now >= end_by:
                     return
-                if exited_at is None and self.proc.poll() is not None:
+                if exited_at is None and self.script_done():
                     exited_at = now
                 if exited_at is not None and (open_streams == 0 or now - exited_at > 1.0):
                     return
-                limit = deadline if self.end_by is None else min(deadline, self.end_by)
-                for key, _mask in selector.select(timeout=max(0.0, min(0.1, limit - now))):
-                    data = os.read(key.fd, 65536)
-                    if not data:
-                        selector.unregister(key.fd)
-                        open_streams -= 1
-                    elif key.data == "out":
-                        self._on_output(data)
-                    else:
-                        self._on_event_bytes(data)
+                limit = deadline if end_by is None else min(deadline, end_by)
+                open_streams -= self._read(selector, max(0.0, min(0.1, limit - now)))
                 if now - last_poll >= 0.1:
                     last_poll = now
-                    self._poll_processes(now)
+                    self.presence.poll(now, self.streams.end_by is not None,
+                                       lambda: self.streams.end_within(self.options.server_exit_grace))
         finally:
             selector.close()
-            self._flush_output()
+            self.streams.flush_output()
 
-    def _on_output(self, data: bytes) -> None:
-        self._take_text(self._decoder.decode(data))
-
-    def _take_text(self, text: str) -> None:
-        if not text:
-            return
-        self._log_line_open = not text.endswith("\n")
-        self.log.write(text)
-        self.log.flush()
-        # Keep at most ~8 MB in memory for the diagnosis; the file has everything.
-        if self.output_size < 8 * 1024 * 1024:
-            self.output.append(text)
-            self.output_size += len(text)
-        if self.options.verbose:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-        *lines, self._line_partial = (self._line_partial + text).split("\n")
-        if len(self._line_partial) > 65536:  # a runaway line: judge what there is
-            lines.append(self._line_partial)
-            self._line_partial = ""
-        for line in lines:
-            if dx.is_fatal(line) and not self._has_event("result"):
-                self._end_within(self.options.signature_grace)
-
-    def _has_event(self, name: str) -> bool:
-        return any(e.get("ev") == name for e in self.events)
-
-    def _end_within(self, seconds: float) -> None:
-        at = time.monotonic() + seconds
-        self.end_by = at if self.end_by is None else min(self.end_by, at)
-
-    def _flush_output(self) -> None:
-        self._take_text(self._decoder.decode(b"", final=True))
-
-    def _on_event_bytes(self, data: bytes) -> None:
-        self._event_partial += data
-        *lines, self._event_partial = self._event_partial.split(b"\n")
-        for raw in lines:
-            try:
-                event = json.loads(raw.decode("utf-8", errors="replace"))
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self._on_event(event)
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        self.log.write(("\n" if self._log_line_open else "") + f"[smoke] {json.dumps(event)[:2000]}\n")
-        self._log_line_open = False
-        self.log.flush()
-        grace = {"result": self.options.stop_grace, "error": self.options.error_grace,
-                 "server-exit": self.options.server_exit_grace, "interrupted": self.options.error_grace}
-        kind = event.get("ev")
-        if kind in grace:
-            self._end_within(grace[kind])
-
-    def _poll_processes(self, now: float) -> None:
-        assert self.tree is not None
-        self.tree.refresh()
-        servers = [p for p in self.tree.named("tritonserver") if _running(p)]
-        for stub in self.tree.named("triton_python_backend_stub"):
-            if stub.pid not in self._stubs_read:
-                self._record_stub_libpython(stub.pid)
-        if servers:
-            self._server_seen_at = self._server_seen_at or now
-            self._server_gone_at = None
-        elif self._server_seen_at is not None and self.end_by is None:
-            # Gone without the script saying so (a PyTriton without the attributes the script's
-            # watch reads): give the script a second to report, then stop waiting.
-            self._server_gone_at = self._server_gone_at or now
-            if now - self._server_gone_at > 1.0:
-                self.server_vanished = True
-                self._end_within(self.options.server_exit_grace)
-
-    def _record_stub_libpython(self, pid: int) -> None:
-        try:
-            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as fh:
-                paths = {line.split(None, 5)[-1].strip() for line in fh if "libpython" in line}
-        except OSError:
-            return
-        for path in paths:
-            if path.startswith("/") and path not in self.stub_libpython:
-                self.stub_libpython[path] = _libpython_version(path)
-        if paths:  # mapped by the loader before main(): read once it shows
-            self._stubs_read.add(pid)
+    def _read(self, selector: selectors.BaseSelector, timeout: float) -> int:
+        """Read what is ready; returns how many streams closed."""
+        closed = 0
+        for key, _mask in selector.select(timeout=timeout):
+            data = os.read(key.fd, 65536)
+            if not data:
+                selector.unregister(key.fd)
+                closed += 1
+            elif key.data == "out":
+                self.streams.on_output(data)
+            else:
+                self.streams.on_event_bytes(data)
+        return closed
 
     # --- ending it -----------------------------------------------------------------------
 
     def cleanup(self) -> None:
         if self.proc is None or self.tree is None:
             return
-        if self.proc.poll() is None:
-            grace = self.options.interrupt_grace
-        else:
-            grace = 0.0
-        survivors = self.tree.end(grace=grace)
-        self.survivors = [f"{_describe(p)}" for p in survivors]
-        if not survivors:
-            remove_model_folders(self.model_name)
+        grace = 0.0 if self.script_done() else self.options.interrupt_grace
+        survivors = self.tree.end_supervised(grace=grace)
+        self.survivors = [describe(p) for p in survivors]
         if self.proc.stdout is not None:
-            self._drain(self.proc.stdout.fileno())
+            self.streams.drain(self.proc.stdout.fileno())
             self.proc.stdout.close()
-        self._drain(self.events_fd, events=True)
+        self.streams.drain(self.events_fd, events=True)
         os.close(self.events_fd)
 
-    def _drain(self, fd: int, events: bool = False) -> None:
-        os.set_blocking(fd, False)
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except (BlockingIOError, OSError):
-                return
-            if not data:
-                return
-            if events:
-                self._on_event_bytes(data)
-            else:
-                self._on_output(data)
-
-    def observation(self, log_path: str) -> dx.Observation:
-        hello = next((e for e in self.events if e.get("ev") == "hello"), None)
-        events, output = (self.events, self.output) if self.cutoff is None else (
-            self.events[: self.cutoff[0]], self.output[: self.cutoff[1]])
-        return dx.Observation(
+    def observation(self, log_path: str) -> Observation:
+        events, output = self.streams.events, self.streams.output
+        if self.cutoff is not None:
+            events, output = events[: self.cutoff[0]], output[: self.cutoff[1]]
+        exit_event = self.streams.first("script-exit")
+        assert self.presence is not None
+        return Observation(
             log="".join(output),
             events=events,
-            interpreter=dx.Interpreter.from_event(hello),
+            interpreter=Interpreter.from_event(self.streams.first("hello")),
             gpu_present=gpu_present(),
             timed_out=self.timed_out,
             timeout_s=self.options.timeout,
-            server_vanished=self.server_vanished,
-            script_exit=self.proc.returncode if self.proc else None,
-            stub_libpython=dict(self.stub_libpython),
+            server_vanished=self.presence.vanished,
+            script_exit=exit_event.get("code") if exit_event else None,
+            stub_libpython=dict(self.presence.stub_libpython),
             ports=dict(self.ports),
             log_path=log_path,
+            shm_free_bytes=_shm_free_bytes(),
         )
 
 
-def _running(proc: Any) -> bool:
+def _shm_free_bytes() -> int | None:
     try:
-        import psutil
-
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001 - gone
-        return False
-
-
-def _describe(proc: Any) -> str:
-    try:
-        return f"{proc.name()} (pid {proc.pid})"
-    except Exception:  # noqa: BLE001
-        return f"pid {proc.pid}"
-
-
-def _libpython_version(path: str) -> str | None:
-    try:
-        from tritondoctor.facts.libpython import libpython_version
-
-        return libpython_version(path)
-    except Exception:  # noqa: BLE001 - evidence only
+        st = os.statvfs("/dev/shm")
+    except OSError:
         return None
-
-
-def remove_model_folders(model_name: str) -> list[str]:
-    """tritonserver unpacks a model loaded with inline files into /tmp/folderXXXXXX (the path is
-    fixed in the server; TMPDIR does not move it) and removes it on unload, which a killed server
-    never does. Remove ours, recognised by the run's unique model name."""
-    removed = []
-    wanted = f'name: "{model_name}"'
-    for directory in glob.glob("/tmp/folder??????"):
-        try:
-            with open(os.path.join(directory, "config.pbtxt"), encoding="utf-8", errors="replace") as fh:
-                first = fh.readline().strip()
-        except OSError:
-            continue
-        if first == wanted:
-            shutil.rmtree(directory, ignore_errors=True)
-            removed.append(directory)
-    return removed
+    return st.f_bavail * st.f_frsize
 
 
 def gpu_present() -> bool:
     return model_script.nvidia_device_present()
 
 
-def _result(watch: _Watch, python: str, options: SmokeOptions, log_path: str, started: float) -> SmokeResult:
+def _result(watch: _Watch, python: str, options: SmokeOptions, log_path: str, started: float,
+            early: list[Finding], oom_before: "faults.OomEvidence | None") -> SmokeResult:
     obs = watch.observation(log_path)
-    findings = dx.diagnose(obs)
+    oom = faults.oom_since(oom_before, faults.oom_evidence(os.getpid()))
+    findings = early + dx.diagnose(obs, environ=watch.rundir.env, oom=oom)
     if watch.survivors:
         findings.append(Finding("smoke", Status.ERROR, "could not end: " + ", ".join(watch.survivors),
                                 detail="These processes of the smoke test are still running.", area=dx.AREA))
@@ -581,7 +531,7 @@ def _make_workdir() -> str:
     base = tempfile.gettempdir()
     if len(base) > 40 and os.path.isdir("/tmp") and os.access("/tmp", os.W_OK):
         base = "/tmp"
-    return tempfile.mkdtemp(prefix="tdsmoke-", dir=base)
+    return tempfile.mkdtemp(prefix=leftovers.PREFIX, dir=base)
 
 
 def default_log_path() -> str:
