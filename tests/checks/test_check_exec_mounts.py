@@ -1,7 +1,6 @@
 """Fast tier: the `exec-mounts` check (/tmp noexec or small; the stub's exec bit).
 
-The stub branch (no exec bit on a read-only or noexec mount) asks os.statvfs of the stub itself
-inside the check, so synthetic facts cannot reach it: only its silent paths are covered here.
+The stub branch reads the install's `stub_on_frozen_fs` fact (read-only or noexec mount).
 """
 
 from __future__ import annotations
@@ -41,3 +40,15 @@ def test_stub_without_exec_bit_on_a_normal_mount_is_left_to_pytriton() -> None:
     snap = sf.patch(sf.base(), "pytriton", stub_executable={"3.11": False})
     sf.one(check, snap, Status.OK)
     sf.one(check, sf.without_pytriton(), Status.OK)
+
+
+def test_stub_without_exec_bit_on_a_frozen_mount_is_an_error() -> None:
+    snap = sf.patch(sf.base(), "pytriton", stub_executable={"3.11": False}, stub_on_frozen_fs={"3.11": True})
+    found = [f for f in check.run(snap) if f.status is Status.ERROR]
+    assert len(found) == 1 and "read-only or noexec" in found[0].title
+    assert found[0].fix is not None and found[0].fix.id == "stub-exec"
+
+
+def test_an_executable_stub_on_a_frozen_mount_is_fine() -> None:
+    snap = sf.patch(sf.base(), "pytriton", stub_on_frozen_fs={"3.11": True})
+    sf.one(check, snap, Status.OK)
