@@ -39,45 +39,11 @@ MODEL_LOAD_ID = "model-load"
 MODEL_LOAD = sig(r"failed to load '([^']+)'", cause="the model itself failed to load (its code raised, or a cause above)")
 
 
-# Smoke's own signatures for catalog rows that no check's signatures stand for (yet): a row a
-# check claims drops out of here by itself, so each row keeps one entry in the one table.
+# Smoke's own signatures: what only a running server shows and no check stands for. A catalog
+# row lives in one place: the check that detects it carries its signature.
 SMOKE_ONLY: tuple[tuple[str, LogSignature], ...] = (
     ("server-signal", sig(r"Signal \((11|6|7|4|8)\) received|exit(?:ed with)? code -(11|6|7|4|8)\b|Segmentation fault", 14,
                           cause="tritonserver crashed on a fatal signal (SIGSEGV, SIGABRT...), which PyTriton reports only as a failed exit")),
-    ("restricted-endpoints", sig(r"This API is restricted, expecting header '([^']+)'|This protocol is restricted", 24,
-                                 cause="PyTriton 0.7.0 restricts the repository, statistics, shared-memory, trace and logging "
-                                       "endpoints with a random access token per start")),
-    ("grpc-proxy", sig(r"failed to connect to all addresses|Waiting for server to be ready timed out", 25,
-                       cause="gRPC could not reach the local server; with http_proxy / https_proxy / grpc_proxy set and no "
-                             "no_grpc_proxy / no_proxy exemption, gRPC core sends even 127.0.0.1 through the proxy")),
-    ("shm-removed", sig(r"FileNotFoundError.*(?:/dev/shm/|triton_python_backend_shm)", 26,
-                        cause="the python backend's shared memory vanished under it: systemd-logind (RemoveIPC=yes) deletes "
-                              "a user's POSIX shared memory when that user's last session ends")),
-    ("stub-exec", sig(r"Failed to give execute permission to triton_python_backend_stub", 27,
-                      cause="a stub shipped in the model directory has no exec bit and the repository is read-only")),
-    ("stub-exec", sig(r"cannot open (\S*triton_python_backend_stub): Permission denied", 28,
-                      cause="Triton copies cloud repositories and execution environments under /tmp; /tmp is mounted noexec")),
-    ("workspace-disk", sig(r"TimeoutError.*-config\.sock|PermissionError.*workspace_\S*|\[Errno (?:28|122)\]", 29,
-                           cause="PyTriton copies Triton (~22 MB) into $PYTRITON_HOME/workspace_* at each start; that place "
-                                 "is full, over quota or not executable")),
-    ("numpy-abi", sig(r"unpack_from requires a buffer of at least|cannot reshape array of size 0", 30,
-                      cause="numpy 2 reached the 0.7.0 stub, built against numpy 1.x (through ~/.local or PYTHONPATH)")),
-    ("backend-api", sig(r"Triton backend API version does not support this backend", 31,
-                        cause="a stub or backend built from another python_backend branch than the server's r<yy.mm>")),
-    ("execution-env", sig(r"Path (\S+)/bin/activate does not exist|Invalid stub name: contains invalid characters", 32,
-                          cause="python_backend r25.09+ no longer sources activate, and rejects model names with shell characters")),
-    ("static-tls", sig(r"cannot allocate memory in static TLS block", 33,
-                       cause="a library loaded late with dlopen needs static TLS that is already used up (libgomp on aarch64 above all)")),
-    ("oom-kill", sig(r"Killed process \d+|Memory cgroup out of memory|oom-kill:|\(exit code -9\b", 34,
-                     cause="the kernel's OOM killer ended a process of the server (a container or cgroup memory limit)")),
-    ("grpc-versions", sig(r"depends on grpcio|unexpected keyword argument '_registered_method'|Descriptors cannot be created directly", 35,
-                          cause="tritonclient's generated gRPC code does not match the installed grpcio / protobuf")),
-    ("emulation", sig(r"qemu: uncaught target signal|qemu-x86_64", 36,
-                      cause="an x86 image runs under QEMU emulation (Apple silicon), which Triton does not survive")),
-    ("model-ready", sig(r"Request for unknown model", 38,
-                        cause="a request reached the server before PyTriton bound the model: server readiness says nothing of a model's")),
-    ("python-version", sig(r"python_backend_stubs/(3\.\d+)/triton_python_backend_stub", 39,
-                           cause="nvidia-pytriton 0.7.0 ships stubs for Python 3.8-3.13 only, yet installs on any Python 3")),
 )
 
 
