@@ -7,23 +7,46 @@ the process says "interrupted" (a JSON object under --json) and exits 130 / 143.
 
 from __future__ import annotations
 
+# Only the standard library modules the interpreter has loaded anyway, and tritondoctor.errors
+# (definitions only), come before the signal policy: `python -m tritondoctor` and the console
+# script both import this module first, and a Ctrl-C while they do must not be a traceback.
 import os
 import signal
 import sys
-from typing import Any, List, Optional
+
+from tritondoctor.errors import Interrupted
+
+TYPE_CHECKING = False  # typing itself is not loaded yet, and need not be for this
+if TYPE_CHECKING:
+    from typing import Any, List, Optional
+
+
+# Every signal the policy turned into Interrupted, in order: typer catches a KeyboardInterrupt that
+# leaves a command and returns a bare 130 (SIGTERM included), so run() needs to know one came.
+_received: List[int] = []
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
-    from tritondoctor.errors import Interrupted
-
+    _received.append(signum)
     raise Interrupted(signum)
 
 
-def _install_signal_policy() -> None:
+def install_signal_policy() -> None:
+    """SIGINT and SIGTERM raise Interrupted (idempotent; called first by every entry point)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
             signal.signal(signum, _on_signal)
         except ValueError:  # not the main thread (an embedding caller): leave its policy alone
+            return
+
+
+def ignore_further_signals() -> None:
+    """The status is decided and the output written: what is left (flushing, the caches' atexit
+    writes) is not cut in half, and a late signal cannot turn into a traceback from atexit."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:
             return
 
 
@@ -40,9 +63,12 @@ def _report_interrupt(signum: int, argv: List[str]) -> int:
     return status
 
 
-def _signal_of(exc: BaseException) -> int:
-    from tritondoctor.errors import Interrupted
+def interrupted_status(exc: BaseException, argv: List[str]) -> int:
+    """Say "interrupted" for a KeyboardInterrupt (Interrupted or Python's own); its exit status."""
+    return _report_interrupt(_signal_of(exc), argv)
 
+
+def _signal_of(exc: BaseException) -> int:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, Interrupted):
@@ -78,8 +104,9 @@ def _group() -> None:
 
 def run(argv: List[str]) -> int:
     """Run one command line; returns the exit status (never raises, except SystemExit)."""
-    from tritondoctor.errors import EXIT_OK, EXIT_USAGE, ToolError
+    from tritondoctor.errors import EXIT_OK, EXIT_SIGINT, EXIT_USAGE, ToolError
 
+    signals_before = len(_received)
     try:
         import typer
 
@@ -109,18 +136,24 @@ def run(argv: List[str]) -> int:
         print(f"tritondoctor: internal error: {exc.__class__.__name__}: {exc} "
               "(set TRITONDOCTOR_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_USAGE
+    if code == EXIT_SIGINT and len(_received) > signals_before:  # typer's bare 130 for an Interrupted
+        return _report_interrupt(_received[-1], argv)
     return code if isinstance(code, int) else EXIT_OK
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    _install_signal_policy()
+    """The process's entry point; ends with sys.exit, ignoring SIGINT / SIGTERM from the moment the
+    exit status is decided (an embedding caller wants run())."""
+    install_signal_policy()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        status = run(list(sys.argv[1:] if argv is None else argv))
+        status = run(args)
         sys.stdout.flush()
     except KeyboardInterrupt as exc:  # a signal between the command's end and here
-        status = _report_interrupt(_signal_of(exc), list(sys.argv[1:] if argv is None else argv))
+        status = interrupted_status(exc, args)
     except BrokenPipeError:
         status = 0
+    ignore_further_signals()
     sys.exit(status)
 
 

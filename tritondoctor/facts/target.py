@@ -8,13 +8,17 @@ imports none of the user's packages (versions are read from installed metadata).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from tritondoctor.cache import JsonCache, cache_dir
+from tritondoctor.errors import UsageError
 from tritondoctor.facts.inputs import EnvReads
 
 # Distributions whose installed versions checks care about (PEP 503 normalised names).
@@ -74,6 +78,12 @@ print(json.dumps(out))
 
 
 MAX_CACHED_PROBES = 32
+
+# How long the probe may take: a cold interpreter on a slow network file system with a large
+# site-packages takes seconds, not tens of them. TRITONDOCTOR_PROBE_TIMEOUT overrides it (tests).
+PROBE_TIMEOUT_ENV = "TRITONDOCTOR_PROBE_TIMEOUT"
+DEFAULT_PROBE_TIMEOUT_S = 20.0
+MAX_PROBE_TIMEOUT_S = 600.0
 
 # The variables that shape what the probe reports (its cache key); the probe runs with the whole
 # environment, but nothing else in it changes sys.path, site-packages or sysconfig.
@@ -207,16 +217,35 @@ def _cache_key(executable: str, environ: Mapping[str, str]) -> str:
 
 def _cached_probe(key: str) -> dict[str, Any] | None:
     """A previous probe of the same interpreter, valid while none of the files and directories it
-    depends on changed (installing or removing a package changes its site-packages directory)."""
+    depends on changed (installing or removing a package changes its site-packages directory).
+    An entry of another shape (an older tritondoctor, a damaged file) is a miss."""
     entry = _cache().get(key)
-    if not entry or any(_stamp(p) != stamp for p, stamp in entry["watch"].items()):
+    if not isinstance(entry, dict) or not isinstance(entry.get("watch"), dict):
         return None
-    return entry["data"]
+    if any(_stamp(p) != stamp for p, stamp in entry["watch"].items()):
+        return None
+    data = entry.get("data")
+    return data if isinstance(data, dict) and _invalid_field(data) is None else None
 
 
 def _store_probe(key: str, executable: str, data: dict[str, Any]) -> None:
     watched = [executable, os.path.realpath(executable), os.path.join(data["prefix"], "pyvenv.cfg"), *data["sys_path"]]
     _cache().put(key, {"watch": {p: _stamp(p) for p in watched}, "data": data})
+
+
+def probe_timeout() -> float:
+    """Seconds the probe may take: TRITONDOCTOR_PROBE_TIMEOUT (0 < s <= 600), else the default."""
+    text = os.environ.get(PROBE_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PROBE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_PROBE_TIMEOUT_S):
+        raise UsageError(f"{PROBE_TIMEOUT_ENV}={text!r}: expected a number of seconds above 0 "
+                         f"and at most {MAX_PROBE_TIMEOUT_S:g}")
+    return value
 
 
 def probe(executable: str, environ: Mapping[str, str], selected_by: str = "") -> TargetPython:
@@ -227,35 +256,159 @@ def probe(executable: str, environ: Mapping[str, str], selected_by: str = "") ->
     key = _cache_key(executable, environ)
     data = _cached_probe(key)
     if data is None:
-        data = _run_probe(executable, environ)
+        data = _run_probe(executable, environ, probe_timeout())
         _store_probe(key, executable, data)
     return _from_probe(data, executable, selected_by)
 
 
-def _run_probe(executable: str, environ: Mapping[str, str]) -> dict[str, Any]:
+def _run_probe(executable: str, environ: Mapping[str, str], timeout: float) -> dict[str, Any]:
     script = f"WATCHED = {list(WATCHED_DISTRIBUTIONS)!r}\n" + _PROBE
     # The user's environment as is (PYTHONPATH, PYTHONHOME and the user site shape what PyTriton
     # sees, so no -I / -E), less the one knob that would leave the probe at an interactive prompt.
     env = {k: v for k, v in environ.items() if k != "PYTHONINSPECT"}
+    returncode, stdout, stderr = _run_in_own_group([executable, "-c", script], env, timeout)
+    if returncode is None:
+        raise TargetError(f"{executable} did not answer the interpreter probe within {timeout:g} s; "
+                          "is it a Python interpreter?")
+    return _parse_answer(executable, returncode, stdout, stderr)
+
+
+def _run_in_own_group(
+    argv: list[str], env: Mapping[str, str], timeout: float
+) -> tuple[int | None, bytes, bytes]:
+    """Run argv in a session of its own; (exit status or None on timeout, stdout, stderr).
+
+    Whatever happens (an answer, the timeout, Ctrl-C or SIGTERM raised as Interrupted, any other
+    exception), the whole group is killed before this returns: a target that is not Python may
+    start children of its own, and they must not outlive tritondoctor under PID 1."""
     try:
-        proc = subprocess.run(
-            [executable, "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise TargetError(f"{executable}: cannot run it as Python ({exc.__class__.__name__}: {exc})") from None
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(env), start_new_session=True)
+    except OSError as exc:
+        raise TargetError(f"{argv[0]}: cannot run it as Python ({_one_line(str(exc))})") from None
     try:
-        data = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
-    except (ValueError, IndexError):
-        data = None
-    if not isinstance(data, dict) or "version" not in data:
-        first = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        raise TargetError(f"{executable}: not a working Python interpreter ({first})")
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stdout, stderr
+    except subprocess.TimeoutExpired:
+        return None, b"", b""
+    finally:
+        _end_group(proc)
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    # The session leader's pid is the group's id, which the kernel does not hand out again while
+    # any member lives; a group already empty (a Python that answered) is ESRCH.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()  # a member that left the group may still hold the write end: do not read on
+    proc.wait()
+
+
+def _parse_answer(executable: str, returncode: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
+    if returncode != 0:
+        why = _last_line(stderr) or _exit_words(returncode)
+        raise TargetError(f"{executable}: not a working Python interpreter ({why})")
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise TargetError(f"{executable}: not a working Python interpreter (it printed nothing)")
+    try:
+        # The probe prints json.dumps' default output, which is ASCII; anything before its line
+        # (a sitecustomize that prints) is not ours to decode.
+        data = json.loads(lines[-1].decode("ascii"))
+    except UnicodeDecodeError:
+        raise TargetError(f"{executable} answered the interpreter probe with bytes that are not text; "
+                          "is it a Python interpreter?") from None
+    except ValueError:
+        raise TargetError(f"{executable}: not a working Python interpreter "
+                          "(its answer to the probe is not JSON)") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{executable}: not a working Python interpreter "
+                          "(its answer to the probe is not a JSON object)")
+    bad = _invalid_field(data)
+    if bad is not None:
+        raise TargetError(f"{executable} answered the interpreter probe without a valid {bad!r}; "
+                          "is it a Python interpreter?")
     return data
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:limit]
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return _one_line(lines[-1]) if lines else ""
+
+
+def _exit_words(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_version(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
+
+
+def _is_distribution(value: Any) -> bool:
+    return (isinstance(value, dict) and _is_str(value.get("version")) and _is_opt_str(value.get("location"))
+            and _is_str_list(value.get("requires", [])) and _is_str_list(value.get("tags", [])))
+
+
+def _is_distributions(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _is_distribution(v) for k, v in value.items())
+
+
+# What the probe answers, field by field: each is required, of exactly this shape.
+_ANSWER_SHAPE: dict[str, Callable[[Any], bool]] = {
+    "executable": _is_opt_str,  # sys.executable is empty or None in some embedded interpreters
+    "version": _is_version,
+    "version_string": _is_str,
+    "implementation": _is_str,
+    "abiflags": _is_str,
+    "prefix": _is_str,
+    "base_prefix": _is_str,
+    "exec_prefix": _is_str,
+    "libdir": _is_opt_str,
+    "instsoname": _is_opt_str,
+    "ldlibrary": _is_opt_str,
+    "enable_shared": lambda v: isinstance(v, bool),
+    "multiarch": _is_opt_str,
+    "purelib": _is_opt_str,
+    "platlib": _is_opt_str,
+    "sys_path": _is_str_list,
+    "site_packages": _is_str_list,
+    "distributions": _is_distributions,
+}
+
+
+def _invalid_field(data: dict[str, Any]) -> str | None:
+    """The first field of the probe's answer that is missing or of the wrong shape, else None."""
+    for name, valid in _ANSWER_SHAPE.items():
+        if name not in data or not valid(data[name]):
+            return name
+    return None
 
 
 def _from_probe(data: dict[str, Any], executable: str, selected_by: str) -> TargetPython:
@@ -264,19 +417,19 @@ def _from_probe(data: dict[str, Any], executable: str, selected_by: str) -> Targ
         version=tuple(data["version"]),  # type: ignore[arg-type]
         version_string=data["version_string"],
         implementation=data["implementation"],
-        abiflags=data.get("abiflags") or "",
+        abiflags=data["abiflags"],
         prefix=data["prefix"],
         base_prefix=data["base_prefix"],
         exec_prefix=data["exec_prefix"],
-        libdir=data.get("libdir"),
-        instsoname=data.get("instsoname"),
-        ldlibrary=data.get("ldlibrary"),
-        enable_shared=bool(data.get("enable_shared")),
-        multiarch=data.get("multiarch"),
-        purelib=data.get("purelib"),
-        platlib=data.get("platlib"),
-        sys_path=tuple(data.get("sys_path") or ()),
-        site_packages=tuple(data.get("site_packages") or ()),
+        libdir=data["libdir"],
+        instsoname=data["instsoname"],
+        ldlibrary=data["ldlibrary"],
+        enable_shared=data["enable_shared"],
+        multiarch=data["multiarch"],
+        purelib=data["purelib"],
+        platlib=data["platlib"],
+        sys_path=tuple(data["sys_path"]),
+        site_packages=tuple(data["site_packages"]),
         distributions={
             name: Distribution(
                 name=name,
@@ -285,7 +438,7 @@ def _from_probe(data: dict[str, Any], executable: str, selected_by: str) -> Targ
                 requires=tuple(d.get("requires") or ()),
                 tags=tuple(d.get("tags") or ()),
             )
-            for name, d in (data.get("distributions") or {}).items()
+            for name, d in data["distributions"].items()
         },
         selected_by=selected_by,
     )
