@@ -63,17 +63,11 @@ def without_own_hook(environ: Mapping[str, str], prefix: str, hook_dirs: list[st
     saved = env.pop(var, None)
     if saved is None or not hook_dirs:
         return env
-    old = None if saved == "unset" else saved[len("set:"):]
-    ours = prepend_dirs(old, hook_dirs)
-    current = env.get("LD_LIBRARY_PATH")
-    head = ":".join(hook_dirs)
-    if current == ours:
-        if old is None:
-            env.pop("LD_LIBRARY_PATH", None)
-        else:
-            env["LD_LIBRARY_PATH"] = old
-    elif current is not None and current.startswith(head + ":"):
-        env["LD_LIBRARY_PATH"] = current[len(head) + 1:]
+    value = hooks.deactivated_value(env.get("LD_LIBRARY_PATH"), hook_dirs, saved)
+    if value is None:
+        env.pop("LD_LIBRARY_PATH", None)
+    else:
+        env["LD_LIBRARY_PATH"] = value
     return env
 
 
@@ -237,3 +231,55 @@ def hook_change(path: str, content: str, description: str, block: str = "") -> F
         raise hooks.HookError(f"{path}: exists and is not a regular file")
     return FileChange(path=path, kind=REPLACE if before else CREATE, content=content, before_sha256=before,
                       block=block or content, description=description)
+
+
+def is_foreign(path: str) -> bool:
+    """A regular file at one of our hook paths that tritondoctor did not write (no marker)."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return not hooks.is_ours(fh.read())
+
+
+def foreign_note(path: str, force: bool) -> str:
+    if force:
+        return (f"{hooks.FOREIGN_NOTE}: {path} is replaced because of --force "
+                "(backed up first; `tritondoctor fix --undo` puts it back)")
+    return f"{hooks.FOREIGN_NOTE}: {path} is kept; nothing of this fix is applied (--force replaces it, backed up)"
+
+
+@dataclass
+class Guarded:
+    changes: list[FileChange]
+    notes: list[str]
+    foreign: list[str]  # paths of the user's own files (kept unless force)
+
+
+def guard_foreign(changes: list[FileChange], force: bool) -> Guarded:
+    """Keep the user's own files at our hook paths: their changes are dropped (with a note) unless
+    `force`, in which case they stay, marked, and the journal backs the file up as any other.
+    Marked blocks inside a file (a venv's activate scripts) are not whole files of ours."""
+    from dataclasses import replace
+
+    from tritondoctor.plan import APPEND_BLOCK
+
+    out = Guarded([], [], [])
+    for change in changes:
+        if change.kind == APPEND_BLOCK or not is_foreign(change.path):
+            out.changes.append(change)
+            continue
+        out.foreign.append(change.path)
+        out.notes.append(foreign_note(change.path, force))
+        if force:
+            out.changes.append(replace(change, description=f"REPLACES {hooks.FOREIGN_NOTE}; {change.description}"))
+    return out
+
+
+def not_applicable(prediction: Prediction, foreign: list[str]) -> Prediction:
+    """The prediction of a plan that keeps the user's own files at our paths: not applied."""
+    from dataclasses import replace
+
+    reason = f"{', '.join(foreign)}: {hooks.FOREIGN_NOTE} (kept; --force replaces it, backed up)"
+    if prediction.reason:
+        reason = f"{reason}; {prediction.reason}"
+    return replace(prediction, proven=False, deferred=False, reason=reason)

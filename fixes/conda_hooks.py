@@ -1,8 +1,8 @@
 """Fix `conda-hooks`: activation scripts of the conda environment put the needed directories first
 on LD_LIBRARY_PATH while it is active, and restore it exactly when it is deactivated.
 
-conda sources `$PREFIX/etc/conda/activate.d/*.sh` (sh, bash, zsh) or `*.fish` (fish) in sorted
-order after it has set CONDA_PREFIX, and `deactivate.d/*` in reverse order before it unsets it
+conda sources `$PREFIX/etc/conda/activate.d/*.sh` (sh, bash, zsh), `*.fish` (fish) or `*.csh`
+(csh, tcsh) in sorted order after it has set CONDA_PREFIX, and `deactivate.d/*` in reverse order before it unsets it
 (conda's activate.py, `_get_activate_scripts` / `_get_deactivate_scripts`); a re-activation of
 the same environment runs both. Shell start-up files are never touched.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tritondoctor.fixes import _pathorder, apply_changes
 
 from tritondoctor import hooks
-from tritondoctor.plan import FixPlan, PlanContext, Prediction
+from tritondoctor.plan import FileChange, FixPlan, PlanContext, Prediction
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tritondoctor.snapshot import Snapshot
 
 ID = "conda-hooks"
-SHELLS = ("sh", "fish")
+SHELLS = ("sh", "fish", "csh")
 
 
 def _later_scripts_touching_the_path(snap: "Snapshot") -> list[str]:
@@ -33,7 +33,7 @@ def _later_scripts_touching_the_path(snap: "Snapshot") -> list[str]:
     env_hooks = facts.target_hooks if facts is not None else None
     if env_hooks is None:
         return []
-    ours = {f"{hooks.CONDA_HOOK_NAME}.sh", f"{hooks.CONDA_HOOK_NAME}.fish"}
+    ours = {hooks.CONDA_HOOK_NAME + ext for ext in hooks.EXTENSIONS.values()}
     later = []
     for script in env_hooks.activate:
         if script.name in ours or not script.modifies:
@@ -66,21 +66,19 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         prediction = Prediction(False, prediction.method, prediction.statuses, prediction.environ,
                                 reason=f"{', '.join(later)} run(s) after this hook and change LD_LIBRARY_PATH too",
                                 details=prediction.details)
-    changes = []
     try:
-        for phase in ("activate", "deactivate"):
-            for shell in SHELLS:
-                path = hooks.conda_script_path(prefix, phase, shell)
-                text = hooks.conda_script(need.dirs, prefix, phase, shell)
-                what = "puts the directories first" if phase == "activate" else "restores LD_LIBRARY_PATH"
-                change = _pathorder.hook_change(path, text, f"{phase} hook for {'sh/bash/zsh' if shell == 'sh' else 'fish'}: {what}")
-                if change is not None:
-                    changes.append(change)
+        changes, csh_problem = _changes(prefix, need.dirs)
     except hooks.HookError as exc:
         ctx.notes.append(f"{ID}: {exc}")
         return None
-    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs]
-    if not changes:
+    guarded = _pathorder.guard_foreign(changes, ctx.force)
+    if guarded.foreign and not ctx.force:
+        prediction = _pathorder.not_applicable(prediction, guarded.foreign)
+    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs] + guarded.notes
+    if csh_problem:
+        notes.append(f"no csh/tcsh hook: {csh_problem}")
+    changes = guarded.changes
+    if not changes and not guarded.foreign:
         notes.append("the hooks are already in place: activate the environment again "
                      f"(conda deactivate && conda activate {prefix}) to pick them up")
     return FixPlan(
@@ -93,6 +91,27 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         notes=tuple(notes),
         dirs=tuple(need.dirs),
     )
+
+
+def _changes(prefix: str, dirs: list[str]) -> tuple[list[FileChange], str]:
+    """The hook files to write (those not already in place), and why csh gets none (or "")."""
+    changes: list[FileChange] = []
+    csh_problem = ""
+    for phase in ("activate", "deactivate"):
+        for shell in SHELLS:
+            path = hooks.conda_script_path(prefix, phase, shell)
+            try:
+                text = hooks.conda_script(dirs, prefix, phase, shell)
+            except hooks.HookError as exc:
+                if shell != "csh":
+                    raise
+                csh_problem = str(exc)  # sh and fish users are still served
+                continue
+            what = "puts the directories first" if phase == "activate" else "takes them off again"
+            change = _pathorder.hook_change(path, text, f"{phase} hook for {hooks.SHELL_NAMES[shell]}: {what}")
+            if change is not None:
+                changes.append(change)
+    return changes, csh_problem
 
 
 def apply(plan: FixPlan, journal: "Journal") -> None:

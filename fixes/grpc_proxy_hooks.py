@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tritondoctor.checks import grpc_proxy
 from tritondoctor.findings import Status
-from tritondoctor.fixes import apply_changes
+from tritondoctor.fixes import _pathorder, apply_changes
 from tritondoctor.plan import APPEND_BLOCK, CREATE, REPLACE, FileChange, FixPlan, PlanContext, file_sha256, predict
 
 if TYPE_CHECKING:
@@ -165,8 +165,13 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
     prediction, _, _ = predict(snap, environ, [grpc_proxy.ID], "derived the snapshot with the exported no_grpc_proxy "
                                "and ran grpc-proxy again", before=findings)
     prediction = replace(prediction, environ={"no_grpc_proxy": environ["no_grpc_proxy"]})
+    guarded = _pathorder.guard_foreign(changes, ctx.force)
+    if guarded.foreign and not ctx.force:
+        prediction = _pathorder.not_applicable(prediction, guarded.foreign)
+    changes = guarded.changes
     notes = ["fish: set -gx no_grpc_proxy localhost,127.0.0.1 in your fish config (no fish hook is written)"]
-    if not changes:
+    notes += guarded.notes
+    if not changes and not guarded.foreign:
         notes.append("the hook is already in place: activate the environment again to pick it up")
     return FixPlan(id=ID, title=f"the environment's activation exports no_grpc_proxy={VALUE}", prefix=target.prefix,
                    clears=(grpc_proxy.ID,), prediction=prediction, changes=tuple(changes), notes=tuple(notes))

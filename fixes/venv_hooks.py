@@ -1,8 +1,10 @@
 """Fix `venv-hooks` (venv, virtualenv, uv, pyenv-virtualenv): marked, removable blocks in the
-environment's `bin/activate` and `bin/activate.fish`.
+environment's `bin/activate`, `bin/activate.fish` and `bin/activate.csh`.
 
-Two blocks per script: one at the top of the `deactivate` function (restores LD_LIBRARY_PATH
-exactly, unset stays unset), one at the end (puts the directories first). Activating again is
+Two blocks per script: one at the top of the `deactivate` function (takes the directories off
+LD_LIBRARY_PATH again; restores it exactly, unset stays unset, when nothing else changed it), one
+at the end (puts the directories first). csh's `deactivate` is a one-line alias, so its block
+re-defines the alias to source `bin/tritondoctor-deactivate.csh` (a file of ours) first. Activating again is
 safe because `activate` itself first calls `deactivate nondestructive`. For services and
 containers that never activate anything: `eval "$(tritondoctor env)"`.
 """
@@ -10,12 +12,13 @@ containers that never activate anything: `eval "$(tritondoctor env)"`.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tritondoctor.fixes import _pathorder, apply_changes
 
 from tritondoctor import hooks
-from tritondoctor.plan import APPEND_BLOCK, FixPlan, PlanContext, Prediction
+from tritondoctor.plan import APPEND_BLOCK, FileChange, FixPlan, PlanContext, Prediction
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from tritondoctor.snapshot import Snapshot
 
 ID = "venv-hooks"
-SCRIPTS = (("activate", "sh"), ("activate.fish", "fish"))
+SCRIPTS = (("activate", "sh"), ("activate.fish", "fish"), ("activate.csh", "csh"))
 
 
 def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
@@ -50,24 +53,15 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         prediction = Prediction(False, prediction.method, prediction.statuses, prediction.environ,
                                 reason=f"{main} does not exist: nothing to hook into; use eval \"$(tritondoctor env)\"",
                                 details=prediction.details)
-    changes = []
-    for path, (text, shell) in texts.items():
-        try:
-            new = hooks.venv_activate_text(text, need.dirs, prefix, shell)
-        except hooks.HookError as exc:
-            if path == main:
-                ctx.notes.append(f"{ID}: {path}: {exc}")
-                return None
-            continue  # a fish script we cannot hook is skipped; bash/zsh users are served
-        block = hooks.blocks_of(new)
-        change = _pathorder.hook_change(path, new, f"marked blocks in {os.path.basename(path)} "
-                                        f"({'sh/bash/zsh' if shell == 'sh' else 'fish'}): apply on activate, "
-                                        "restore in deactivate")
-        if change is not None:
-            from dataclasses import replace
-
-            changes.append(replace(change, kind=APPEND_BLOCK, block=block))
-    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs]
+    changes, skipped = _script_changes(texts, need.dirs, prefix)
+    if changes is None:
+        ctx.notes.append(f"{ID}: {skipped[0]}")
+        return None
+    guarded = _pathorder.guard_foreign(changes, ctx.force)
+    if guarded.foreign and not ctx.force:
+        prediction = _pathorder.not_applicable(prediction, guarded.foreign)
+    changes = guarded.changes
+    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs] + guarded.notes + skipped
     notes.append('services and containers that never activate the venv: eval "$(tritondoctor env)"')
     if _pyenv_virtualenv(snap, prefix):
         # pyenv-virtualenv's `pyenv activate` (bin/pyenv-sh-activate) only exports VIRTUAL_ENV and
@@ -75,7 +69,7 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         # etc/conda/activate.d scripts).
         notes.append("pyenv-virtualenv: `pyenv activate` does not run bin/activate, so this hook works for "
                      f"`source {main}` only; after `pyenv activate` run eval \"$(tritondoctor env)\"")
-    if not changes:
+    if not changes and not guarded.foreign:
         notes.append(f"the hook is already in place: run `source {main}` again to pick it up")
     return FixPlan(
         id=ID,
@@ -87,6 +81,33 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
         notes=tuple(notes),
         dirs=tuple(need.dirs),
     )
+
+
+def _script_changes(texts: dict[str, tuple[str, str]], dirs: list[str],
+                    prefix: str) -> tuple[list[FileChange] | None, list[str]]:
+    """The activate scripts' changes (plus csh's restore file), and a note for each script that
+    cannot be hooked; None (with the reason first) when bin/activate itself cannot be."""
+    main = os.path.join(prefix, "bin", "activate")
+    changes: list[FileChange] = []
+    skipped: list[str] = []
+    for path, (text, shell) in texts.items():
+        try:
+            new = hooks.venv_activate_text(text, dirs, prefix, shell)
+        except hooks.HookError as exc:
+            if path == main:
+                return None, [f"{path}: {exc}"]
+            skipped.append(f"{os.path.basename(path)} is left alone ({hooks.SHELL_NAMES[shell]} users get no hook): {exc}")
+            continue
+        change = _pathorder.hook_change(path, new, f"marked blocks in {os.path.basename(path)} "
+                                        f"({hooks.SHELL_NAMES[shell]}): apply on activate, restore in deactivate")
+        if change is not None:
+            changes.append(replace(change, kind=APPEND_BLOCK, block=hooks.blocks_of(new)))
+        if shell == "csh":
+            restore = _pathorder.hook_change(hooks.venv_csh_restore_path(prefix),
+                                             hooks.venv_csh_restore_script(dirs, prefix),
+                                             "sourced by the csh/tcsh `deactivate`: takes the directories off again")
+            changes += [restore] if restore is not None else []
+    return changes, skipped
 
 
 def _pyenv_virtualenv(snap: "Snapshot", prefix: str) -> bool:

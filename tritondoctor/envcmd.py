@@ -1,5 +1,6 @@
 """`tritondoctor env`: the exports that make PyTriton load correctly, for services and containers
-that activate nothing: eval "$(tritondoctor env)"."""
+that activate nothing: eval "$(tritondoctor env)". The line printed extends LD_LIBRARY_PATH as it
+is where it is eval'ed, so it can be generated once (a Dockerfile, a unit file) and run anywhere."""
 
 from __future__ import annotations
 
@@ -38,15 +39,14 @@ def env_command(python: str | None, shell: str) -> int:
     for problem in need.problems:
         print(f"tritondoctor: {problem}", file=sys.stderr)
     if not need.dirs:
-        comment = "#" if kind == "sh" else "#"
-        print(f"{comment} tritondoctor: nothing to export: PyTriton's libraries resolve in this environment")
+        print("# tritondoctor: nothing to export: PyTriton's libraries resolve in this environment")
         return EXIT_OK if not need.problems else EXIT_PROBLEMS
     if need.prediction is None or not need.prediction.proven:
         reason = need.prediction.reason if need.prediction else "unknown"
         print(f"tritondoctor: no proven LD_LIBRARY_PATH for this environment ({reason})", file=sys.stderr)
         return EXIT_PROBLEMS
     try:
-        text = env_exports(need.dirs, snap.environ, kind)
+        text = env_exports(need.dirs, kind)
     except HookError as exc:
         print(f"tritondoctor: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS

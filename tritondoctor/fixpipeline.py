@@ -277,6 +277,14 @@ def _decide(out: "Console", req: FixRequest, planset: PlanSet, report: FixReport
     """What to apply, said to the user here when it is nothing."""
     actionable = planset.actionable
     left = EXIT_PROBLEMS if planset.unfixed else EXIT_OK
+    # A plan left with nothing to write because it would not replace a file that is not ours (or
+    # not proven for another reason): its problem stays, and the user must hear it.
+    blocked = [p for p in planset.plans if p.empty and not p.prediction.proven and not p.prediction.deferred]
+    for plan in blocked:
+        out.print(f"[yellow]not applying {plan.id}[/]: {plan.prediction.reason or 'its prediction is not proven'}; "
+                  "--force applies it anyway")
+    if blocked:
+        left = EXIT_PROBLEMS
     if not actionable:
         if not planset.plans:
             out.print("[green]nothing to fix[/]" if not planset.unfixed else

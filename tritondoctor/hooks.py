@@ -2,9 +2,9 @@
 
 Used by the `conda-hooks` fix (scripts in `$PREFIX/etc/conda/activate.d` / `deactivate.d`, which
 conda sources when it activates / deactivates the environment: `*.sh` for sh/bash/zsh, `*.fish`
-for fish, activate.d in sorted order and deactivate.d in reverse order; conda's `activate.py`),
-by the `venv-hooks` fix (marked blocks inside `bin/activate` and `bin/activate.fish`), and by
-`tritondoctor env` (plain exports).
+for fish, `*.csh` for csh/tcsh, activate.d in sorted order and deactivate.d in reverse order;
+conda's `activate.py`), by the `venv-hooks` fix (marked blocks inside `bin/activate`,
+`bin/activate.fish` and `bin/activate.csh`), and by `tritondoctor env` (one eval-able line).
 
 Semantics, the same in every shell:
 - activate: if not already applied (a state variable, one per environment, says so), remember
@@ -12,9 +12,13 @@ Semantics, the same in every shell:
   the directories in front; an empty or unset old value adds no empty entry (an empty entry
   would mean "the current directory" to the loader). Activating again changes nothing.
 - deactivate: if LD_LIBRARY_PATH is still what activate made it, restore the remembered value
-  exactly (unset again if it was unset); if something changed it since, only take our
-  directories off the front when they are still there, and keep the rest of the user's change.
-- directories are embedded as single-quoted literals: spaces, quotes, `$`, backslashes survive.
+  exactly (unset again if it was unset). If the user changed it meanwhile (prepended, appended),
+  take out exactly the block activate put in and keep everything else: the last occurrence of
+  the directories followed by the remembered value (what prepends and appends leave intact),
+  else the first occurrence of the directories alone; copies the user added stay.
+- directories are embedded as single-quoted literals: spaces, quotes, `$`, backslashes survive
+  (csh cannot quote `!` reliably: a directory with one gets no csh hook).
+- every file written whole carries MARKER, which tells ours from a user's file at the same path.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import json
 import os
 import re
 import shlex
-from typing import Mapping, Sequence
+from typing import Sequence
 
 BEGIN = "# >>> tritondoctor: LD_LIBRARY_PATH >>>"
 END = "# <<< tritondoctor: LD_LIBRARY_PATH <<<"
 DIRS_TAG = "# tritondoctor-dirs: "
 CONDA_HOOK_NAME = "tritondoctor-ld-library-path"
+# Every file tritondoctor writes whole carries this in its header: a file at one of our paths
+# without it is the user's own, and is not replaced silently.
+MARKER = "Written by `tritondoctor fix`"
+FOREIGN_NOTE = "your own file, not written by tritondoctor"
 
 # Where the venv activate scripts define `deactivate` (venv, virtualenv, uv, pyenv-virtualenv).
 _SH_DEACTIVATE = re.compile(r"^deactivate\s*\(\)\s*\{[ \t]*$", re.M)
@@ -89,6 +97,26 @@ def parse_dirs(text: str) -> list[str] | None:
     return None
 
 
+def deactivated_value(current: str | None, dirs: Sequence[str], saved: str) -> str | None:
+    """What the deactivate hooks leave in LD_LIBRARY_PATH (None: unset), in Python: the same
+    rules as the shell text (`saved` is the state variable's value, "unset" or "set:<old>")."""
+    old = "" if saved == "unset" else saved[len("set:"):]
+    head = joined(dirs)
+    if current is None:
+        return None
+    if current == head + (":" + old if old else ""):
+        return None if saved == "unset" else old
+    wrapped = f":{current}:"
+    needle = f":{head}:" + (f"{old}:" if old else "")
+    at = wrapped.rfind(needle)
+    if at >= 0:
+        wrapped = wrapped[:at] + ":" + (f"{old}:" if old else "") + wrapped[at + len(needle):]
+    elif f":{head}:" in wrapped:
+        at = wrapped.find(f":{head}:")
+        wrapped = wrapped[:at] + ":" + wrapped[at + len(head) + 2:]
+    return wrapped[1:-1]
+
+
 # ---------------------------------------------------------------------------------------------
 # sh / bash / zsh
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +141,29 @@ def sh_apply(dirs: Sequence[str], var: str, indent: str = "") -> str:
     return "".join(f"{indent}{line}\n" for line in lines)
 
 
+def _sh_remove_ours() -> list[str]:
+    """sh lines: LD_LIBRARY_PATH (set, and not what activate made it) without the directories
+    activate added. Reads _tdx_dirs / _tdx_old (the value activate saw, "" when unset). Only the
+    block activate put in: the last occurrence of DIRS followed by the old value (what a later
+    prepend or append leaves intact), else the first occurrence of DIRS alone. One line each and
+    free of single quotes, so that the csh hooks can hand the same text to /bin/sh."""
+    return [
+        '_tdx_w=":${LD_LIBRARY_PATH}:"',
+        '_tdx_n=":${_tdx_dirs}${_tdx_old:+:${_tdx_old}}:"',
+        'case "${_tdx_w}" in',
+        ('    *"${_tdx_n}"*) _tdx_h="${_tdx_w%"${_tdx_n}"*}"; _tdx_t="${_tdx_w#"${_tdx_h}${_tdx_n}"}";'
+         ' _tdx_w="${_tdx_h}:${_tdx_old:+${_tdx_old}:}${_tdx_t}" ;;'),
+        ('    *":${_tdx_dirs}:"*) _tdx_h="${_tdx_w%%":${_tdx_dirs}:"*}"; _tdx_t="${_tdx_w#"${_tdx_h}:${_tdx_dirs}:"}";'
+         ' _tdx_w="${_tdx_h}:${_tdx_t}" ;;'),
+        "esac",
+        '_tdx_w="${_tdx_w#?}"',  # the ':' added in front and at the end (always there)
+        'LD_LIBRARY_PATH="${_tdx_w%?}"',
+    ]
+
+
 def sh_restore(dirs: Sequence[str], var: str, indent: str = "") -> str:
     q = sh_quote(joined(dirs))
+    remove = [f"        {line}" for line in _sh_remove_ours()]
     lines = [
         f'if [ -n "${{{var}+x}}" ]; then',
         f"    _tdx_dirs={q}",
@@ -129,14 +178,11 @@ def sh_restore(dirs: Sequence[str], var: str, indent: str = "") -> str:
         '            LD_LIBRARY_PATH="${_tdx_old}"',
         "            export LD_LIBRARY_PATH",
         "        fi",
-        "    else",
-        '        case "${LD_LIBRARY_PATH-}" in',
-        '            "${_tdx_dirs}":*)',
-        '                LD_LIBRARY_PATH="${LD_LIBRARY_PATH#"${_tdx_dirs}":}"',
-        "                export LD_LIBRARY_PATH ;;",
-        "        esac",
+        '    elif [ -n "${LD_LIBRARY_PATH+x}" ]; then',
+        *remove,
+        "        export LD_LIBRARY_PATH",
         "    fi",
-        f"    unset {var} _tdx_dirs _tdx_old",
+        f"    unset {var} _tdx_dirs _tdx_old _tdx_w _tdx_n _tdx_h _tdx_t",
         "fi",
     ]
     return "".join(f"{indent}{line}\n" for line in lines)
@@ -168,8 +214,33 @@ def fish_apply(dirs: Sequence[str], var: str, indent: str = "") -> str:
     return "".join(f"{indent}{line}\n" for line in lines)
 
 
+def _fish_remove_ours() -> list[str]:
+    """fish lines: the same removal as `_sh_remove_ours` (the last occurrence of DIRS followed by
+    the old value, else the first occurrence of DIRS alone), with `string split`."""
+    return [
+        'set -l _tdx_w ":$LD_LIBRARY_PATH:"',
+        'set -l _tdx_n ":$_tdx_dirs:"',
+        'set -l _tdx_keep ":"',
+        'if test -n "$_tdx_old"',
+        '    set _tdx_n ":$_tdx_dirs:$_tdx_old:"',
+        '    set _tdx_keep ":$_tdx_old:"',
+        "end",
+        'set -l _tdx_p (string split -r -m1 -- "$_tdx_n" "$_tdx_w")',
+        "if test (count $_tdx_p) -eq 2",
+        '    set _tdx_w "$_tdx_p[1]$_tdx_keep$_tdx_p[2]"',
+        "else",
+        '    set _tdx_p (string split -m1 -- ":$_tdx_dirs:" "$_tdx_w")',
+        "    if test (count $_tdx_p) -eq 2",
+        '        set _tdx_w "$_tdx_p[1]:$_tdx_p[2]"',
+        "    end",
+        "end",
+        "set -gx LD_LIBRARY_PATH (string replace -ra -- '^:|:$' '' \"$_tdx_w\" | string collect)",
+    ]
+
+
 def fish_restore(dirs: Sequence[str], var: str, indent: str = "") -> str:
     q = fish_quote(joined(dirs))
+    remove = [f"        {line}" for line in _fish_remove_ours()]
     lines = [
         f"if set -q {var}",
         f"    set -l _tdx_dirs {q}",
@@ -189,14 +260,84 @@ def fish_restore(dirs: Sequence[str], var: str, indent: str = "") -> str:
         '            set -gx LD_LIBRARY_PATH "$_tdx_old"',
         "        end",
         "    else if set -q LD_LIBRARY_PATH",
-        '        set -l _tdx_n (string length -- "$_tdx_dirs:")',
-        '        set -l _tdx_head (string sub -l $_tdx_n -- "$LD_LIBRARY_PATH" | string collect)',
-        '        if test "$_tdx_head" = "$_tdx_dirs:"',
-        '            set -gx LD_LIBRARY_PATH (string sub -s (math $_tdx_n + 1) -- "$LD_LIBRARY_PATH" | string collect)',
-        "        end",
+        *remove,
         "    end",
         f"    set -e {var}",
         "end",
+    ]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# csh / tcsh (conda sources activate.d/*.csh; venvs have bin/activate.csh). csh has no string
+# operations, so the removal on deactivate hands `_sh_remove_ours` to /bin/sh through an
+# environment variable (`printenv | sh`: a command substitution must not contain `$`, which csh
+# would expand inside it) and reads the result back.
+# ---------------------------------------------------------------------------------------------
+
+
+def csh_quote(text: str) -> str:
+    """A csh single-quoted word. `!` is refused: history substitution would act on it in an
+    interactive shell, and a backslash before it would stay in a non-interactive one."""
+    if "!" in text or "\n" in text:
+        raise HookError(f"{text!r}: contains {'!' if '!' in text else 'a newline'}, which csh cannot quote reliably")
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def csh_apply(dirs: Sequence[str], var: str, indent: str = "") -> str:
+    q = csh_quote(joined(dirs))
+    lines = [
+        f"if ( ! $?{var} ) then",
+        "    if ( $?LD_LIBRARY_PATH ) then",
+        f'        setenv {var} "set:${{LD_LIBRARY_PATH}}"',
+        '        if ( "x${LD_LIBRARY_PATH}" != x ) then',
+        f'            setenv LD_LIBRARY_PATH {q}":${{LD_LIBRARY_PATH}}"',
+        "        else",
+        f"            setenv LD_LIBRARY_PATH {q}",
+        "        endif",
+        "    else",
+        f"        setenv {var} unset",
+        f"        setenv LD_LIBRARY_PATH {q}",
+        "    endif",
+        "endif",
+    ]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+def _csh_sh_program(var: str) -> str:
+    """The /bin/sh program of the csh restore (one line, no single quote, no `!`): prints the value
+    LD_LIBRARY_PATH gets (set) from _TDX_DIRS, the saved state and the current value."""
+    lines = [
+        '_tdx_dirs="${_TDX_DIRS}"',
+        f'case "${{{var}}}" in unset) _tdx_old= ;; *) _tdx_old="${{{var}#set:}}" ;; esac',
+        'if [ "${LD_LIBRARY_PATH}" = "${_tdx_dirs}${_tdx_old:+:${_tdx_old}}" ]; then LD_LIBRARY_PATH="${_tdx_old}"; else',
+        *_sh_remove_ours(),
+        "fi",
+        'printf %s "${LD_LIBRARY_PATH}"',
+    ]
+    program = " ".join(line.strip() + ("" if line.endswith((" in", "then", "else", ";;")) else ";") for line in lines)
+    if "'" in program or "!" in program:  # it travels inside a csh single-quoted word
+        raise HookError("internal: the csh restore program cannot be quoted for csh")
+    return program
+
+
+def csh_restore(dirs: Sequence[str], var: str, indent: str = "") -> str:
+    q = csh_quote(joined(dirs))
+    lines = [
+        f"if ( $?{var} ) then",
+        f"    setenv _TDX_DIRS {q}",
+        "    if ( $?LD_LIBRARY_PATH ) then",
+        f'        if ( "x${{{var}}}" == xunset && "x${{LD_LIBRARY_PATH}}" == "x${{_TDX_DIRS}}" ) then',
+        "            unsetenv LD_LIBRARY_PATH",
+        "        else",
+        f"            setenv _TDX_SH '{_csh_sh_program(var)}'",
+        '            setenv LD_LIBRARY_PATH "`printenv _TDX_SH | /bin/sh`"',
+        "            unsetenv _TDX_SH",
+        "        endif",
+        "    endif",
+        "    unsetenv _TDX_DIRS",
+        f"    unsetenv {var}",
+        "endif",
     ]
     return "".join(f"{indent}{line}\n" for line in lines)
 
@@ -212,26 +353,36 @@ _HEADER = (
 )
 
 
+_BODIES = {"sh": (sh_apply, sh_restore), "fish": (fish_apply, fish_restore), "csh": (csh_apply, csh_restore)}
+EXTENSIONS = {"sh": ".sh", "fish": ".fish", "csh": ".csh"}
+SHELL_NAMES = {"sh": "sh/bash/zsh", "fish": "fish", "csh": "csh/tcsh"}
+
+
 def conda_script(dirs: Sequence[str], prefix: str, phase: str, shell: str) -> str:
-    """The text of `etc/conda/{phase}.d/tritondoctor-ld-library-path.{sh|fish}`."""
+    """The text of `etc/conda/{phase}.d/tritondoctor-ld-library-path.{sh|fish|csh}`."""
     check_dirs(dirs)
     var = state_var(prefix)
+    apply, restore = _BODIES[shell]
     if phase == "activate":
         what = "puts the directories below first on LD_LIBRARY_PATH while this environment is active."
         twin = "deactivate.d"
-        body = sh_apply(dirs, var) if shell == "sh" else fish_apply(dirs, var)
+        body = apply(dirs, var)
     elif phase == "deactivate":
-        what = "restores LD_LIBRARY_PATH as it was before this environment was activated."
+        what = "takes the directories below off LD_LIBRARY_PATH again (restores it exactly when unchanged)."
         twin = "activate.d"
-        body = sh_restore(dirs, var) if shell == "sh" else fish_restore(dirs, var)
+        body = restore(dirs, var)
     else:
         raise ValueError(phase)
     return _HEADER.format(fix_id="conda-hooks", what=what, twin=twin, dirs=dirs_line(dirs)) + body
 
 
 def conda_script_path(prefix: str, phase: str, shell: str) -> str:
-    ext = ".sh" if shell == "sh" else ".fish"
-    return os.path.join(prefix, "etc", "conda", f"{phase}.d", CONDA_HOOK_NAME + ext)
+    return os.path.join(prefix, "etc", "conda", f"{phase}.d", CONDA_HOOK_NAME + EXTENSIONS[shell])
+
+
+def is_ours(text: str) -> bool:
+    """Whether a hook file's text was written by tritondoctor (its header carries the marker)."""
+    return MARKER in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,12 +440,16 @@ def has_block(text: str) -> bool:
 
 
 def venv_activate_text(original: str, dirs: Sequence[str], prefix: str, shell: str) -> str:
-    """`bin/activate` (shell "sh") or `bin/activate.fish` (shell "fish") with our two blocks: one
-    at the top of `deactivate` (restores LD_LIBRARY_PATH; activate calls `deactivate
-    nondestructive` first, so activating again never adds twice), one at the end (applies)."""
+    """`bin/activate` (shell "sh"), `bin/activate.fish` ("fish") or `bin/activate.csh` ("csh")
+    with our two blocks: one where deactivation happens (restores LD_LIBRARY_PATH; activate runs
+    `deactivate nondestructive` first, so activating again never adds twice), one at the end
+    (applies). csh's `deactivate` is a one-line alias: our first block re-defines it to source
+    `venv_csh_restore_path(prefix)` before the venv's own text."""
     check_dirs(dirs)
     var = state_var(prefix)
     text = strip_blocks(original)
+    if shell == "csh":
+        return _venv_csh_text(text, dirs, prefix, var)
     pattern = _SH_DEACTIVATE if shell == "sh" else _FISH_DEACTIVATE
     match = pattern.search(text)
     if match is None:
@@ -303,8 +458,13 @@ def venv_activate_text(original: str, dirs: Sequence[str], prefix: str, shell: s
     restore = sh_restore(dirs, var, "    ") if shell == "sh" else fish_restore(dirs, var, "    ")
     apply = sh_apply(dirs, var) if shell == "sh" else fish_apply(dirs, var)
     restore_block = _block(restore, dirs, "    ", "Restore LD_LIBRARY_PATH as it was before activation.")
+    return _insert_blocks(text, match.end(), restore_block, apply, dirs)
+
+
+def _insert_blocks(text: str, after: int, restore_block: str, apply: str, dirs: Sequence[str]) -> str:
+    """`text` with `restore_block` after the line ending at `after` and an apply block at the end."""
     apply_block = _block(apply, dirs, "", "Put the directories PyTriton needs first on LD_LIBRARY_PATH.")
-    cut = match.end() + 1 if match.end() < len(text) and text[match.end()] == "\n" else match.end()
+    cut = after + 1 if after < len(text) and text[after] == "\n" else after
     head, tail = text[:cut], text[cut:]
     if not head.endswith("\n"):
         head += "\n"
@@ -313,23 +473,54 @@ def venv_activate_text(original: str, dirs: Sequence[str], prefix: str, shell: s
     return head + restore_block + tail + apply_block
 
 
+# The venv's (virtualenv's, uv's) `deactivate` in activate.csh: one line, one single-quoted word.
+_CSH_DEACTIVATE = re.compile(r"^alias deactivate[ \t]+('[^'\n]*')[ \t]*$", re.M)
+_CSH_ALIAS_UNSAFE = ('"', "$", "`", "!", "'", "\\", "\n")
+CSH_RESTORE_NAME = "tritondoctor-deactivate.csh"
+
+
+def venv_csh_restore_path(prefix: str) -> str:
+    return os.path.join(prefix, "bin", CSH_RESTORE_NAME)
+
+
+def venv_csh_restore_script(dirs: Sequence[str], prefix: str) -> str:
+    """The file our `deactivate` alias sources (a csh alias cannot hold an if/endif block)."""
+    check_dirs(dirs)
+    header = (f"# {MARKER} (fix id venv-hooks) for PyTriton: sourced by `deactivate` (bin/activate.csh);\n"
+              "# takes the directories below off LD_LIBRARY_PATH again. Undo with `tritondoctor fix --undo`.\n"
+              f"{dirs_line(dirs)}\n")
+    return header + csh_restore(dirs, state_var(prefix))
+
+
+def _venv_csh_text(text: str, dirs: Sequence[str], prefix: str, var: str) -> str:
+    match = _CSH_DEACTIVATE.search(text)
+    if match is None:
+        raise HookError("no one-line `alias deactivate '...'` found to hook LD_LIBRARY_PATH's restore into")
+    restore_file = venv_csh_restore_path(prefix)
+    bad = [c for c in _CSH_ALIAS_UNSAFE if c in restore_file]
+    if bad:
+        raise HookError(f"{restore_file!r}: contains {bad[0]!r}, which a csh alias cannot quote")
+    alias = f"alias deactivate 'test $?{var} != 0 && source \"{restore_file}\"; '{match.group(1)}\n"
+    restore_block = _block(alias, dirs, "", "Restore LD_LIBRARY_PATH as it was before activation.")
+    return _insert_blocks(text, match.end(), restore_block, csh_apply(dirs, var), dirs)
+
+
 # ---------------------------------------------------------------------------------------------
 # `tritondoctor env`
 # ---------------------------------------------------------------------------------------------
 
 
-def env_value(dirs: Sequence[str], environ: Mapping[str, str]) -> str:
-    """LD_LIBRARY_PATH with `dirs` in front; unchanged when they already are (eval twice = once)."""
-    current = environ.get("LD_LIBRARY_PATH")
-    head = joined(dirs)
-    if current is not None and (current == head or current.startswith(head + ":")):
-        return current
-    return f"{head}:{current}" if current else head
-
-
-def env_exports(dirs: Sequence[str], environ: Mapping[str, str], shell: str) -> str:
+def env_exports(dirs: Sequence[str], shell: str) -> str:
+    """One line that puts `dirs` first on LD_LIBRARY_PATH as it is when the line runs (not as it
+    was when tritondoctor ran), and changes nothing when they already are first (eval twice =
+    once); no empty entry when it was unset or empty."""
     check_dirs(dirs)
-    value = env_value(dirs, environ)
+    head = joined(dirs)
     if shell == "fish":
-        return f"set -gx LD_LIBRARY_PATH {fish_quote(value)}\n"
-    return f"export LD_LIBRARY_PATH={sh_quote(value)}\n"
+        # fish splits LD_LIBRARY_PATH (a path variable) on ':'; quoted, a slice joins with ':'.
+        q = fish_quote(head)
+        return (f'if test "$LD_LIBRARY_PATH[1..{len(dirs)}]" != {q}; if test -n "$LD_LIBRARY_PATH"; '
+                f'set -gx LD_LIBRARY_PATH {q}":$LD_LIBRARY_PATH"; else; set -gx LD_LIBRARY_PATH {q}; end; end\n')
+    q = sh_quote(head)
+    return (f'case "${{LD_LIBRARY_PATH-}}" in {q}|{q}:*) ;; '
+            f'*) export LD_LIBRARY_PATH={q}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}} ;; esac\n')

@@ -6,6 +6,7 @@ import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from tritondoctor.hooks import FOREIGN_NOTE
 from tritondoctor.render.marks import MARKS
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ def render_plans(out: "Console", snap: Any, plans: list, notes: list[str], unfix
         for command in plan.commands:
             out.print(f"   $ {escape(' '.join(shlex.quote(a) for a in command.argv))}  [dim]{escape(command.description)}[/]")
         for note in plan.notes:
-            out.print(f"   [dim]note: {escape(note)}[/]")
+            # The user's own file at one of our paths is said plainly, not as a footnote.
+            style = "yellow" if note.startswith(FOREIGN_NOTE) else "dim"
+            out.print(f"   [{style}]note: {escape(note)}[/]")
     for note in notes:
         out.print(f"\n[yellow]note[/]: {escape(note)}")
     for finding in unfixed:
