@@ -13,8 +13,10 @@ import os
 from typing import TYPE_CHECKING
 
 from tritondoctor.fixes import _pathorder, apply_changes
+from tritondoctor.fixes._hookplan import Changes, HookLayout, plan_hooks
 
 from tritondoctor import hooks
+from tritondoctor.fixspec import FixSpec
 from tritondoctor.plan import FileChange, FixPlan, PlanContext, Prediction
 
 if TYPE_CHECKING:
@@ -44,53 +46,37 @@ def _later_scripts_touching_the_path(snap: "Snapshot") -> list[str]:
     return later
 
 
-def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
-    ctx = ctx or PlanContext()
-    target = snap.target
-    if target is None or target.env_kind != "conda":
-        return None
-    prefix = target.prefix
-    existing_path = hooks.conda_script_path(prefix, "activate", "sh")
-    existing = None
-    if os.path.isfile(existing_path):
-        with open(existing_path, encoding="utf-8", errors="replace") as fh:
-            existing = hooks.parse_dirs(fh.read())
-    base, base_findings, base_env = _pathorder.planning_base(snap, findings, prefix, existing)
-    need = _pathorder.plan_dirs(base, base_findings, base_env, ctx.overlays())
-    ctx.notes.extend(need.problems)
-    if not need.dirs or need.prediction is None:
-        return None
-    prediction = need.prediction
+def _caveat(snap: "Snapshot", prefix: str, prediction: Prediction) -> Prediction:
     later = _later_scripts_touching_the_path(snap)
-    if later and prediction.proven:
-        prediction = Prediction(False, prediction.method, prediction.statuses, prediction.environ,
-                                reason=f"{', '.join(later)} run(s) after this hook and change LD_LIBRARY_PATH too",
-                                details=prediction.details)
+    if not later or not prediction.proven:
+        return prediction
+    return Prediction(False, prediction.method, prediction.statuses, prediction.environ,
+                      reason=f"{', '.join(later)} run(s) after this hook and change LD_LIBRARY_PATH too",
+                      details=prediction.details)
+
+
+def _hook_changes(prefix: str, dirs: list[str]) -> Changes:
     try:
-        changes, csh_problem = _changes(prefix, need.dirs)
+        files, csh_problem = _changes(prefix, dirs)
     except hooks.HookError as exc:
-        ctx.notes.append(f"{ID}: {exc}")
-        return None
-    guarded = _pathorder.guard_foreign(changes, ctx.force)
-    if guarded.foreign and not ctx.force:
-        prediction = _pathorder.not_applicable(prediction, guarded.foreign)
-    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs] + guarded.notes
-    if csh_problem:
-        notes.append(f"no csh/tcsh hook: {csh_problem}")
-    changes = guarded.changes
-    if not changes and not guarded.foreign:
-        notes.append("the hooks are already in place: activate the environment again "
-                     f"(conda deactivate && conda activate {prefix}) to pick them up")
-    return FixPlan(
-        id=ID,
-        title=f"conda activation hooks put {', '.join(need.dirs)} first on LD_LIBRARY_PATH",
-        prefix=prefix,
-        clears=tuple(need.clears),
-        prediction=prediction,
-        changes=tuple(changes),
-        notes=tuple(notes),
-        dirs=tuple(need.dirs),
-    )
+        return Changes([], refused=str(exc))
+    return Changes(files, [f"no csh/tcsh hook: {csh_problem}"] if csh_problem else [])
+
+
+LAYOUT = HookLayout(
+    fix_id=ID,
+    env_kind="conda",
+    main_hook=lambda prefix: hooks.conda_script_path(prefix, "activate", "sh"),
+    changes=_hook_changes,
+    title=lambda dirs: f"conda activation hooks put {', '.join(dirs)} first on LD_LIBRARY_PATH",
+    in_place_note=lambda prefix: ("the hooks are already in place: activate the environment again "
+                                  f"(conda deactivate && conda activate {prefix}) to pick them up"),
+    caveat=_caveat,
+)
+
+
+def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
+    return plan_hooks(LAYOUT, snap, findings, ctx)
 
 
 def _changes(prefix: str, dirs: list[str]) -> tuple[list[FileChange], str]:
@@ -116,3 +102,7 @@ def _changes(prefix: str, dirs: list[str]) -> tuple[list[FileChange], str]:
 
 def apply(plan: FixPlan, journal: "Journal") -> None:
     apply_changes(plan, journal)
+
+
+FIX = FixSpec(ID, plan, apply,
+              summary="activation scripts of the conda env (sh, fish, csh) put the needed directories first")

@@ -16,9 +16,20 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tritondoctor.checks import grpc_proxy
-from tritondoctor.findings import Status
 from tritondoctor.fixes import _pathorder, apply_changes
-from tritondoctor.plan import APPEND_BLOCK, CREATE, REPLACE, FileChange, FixPlan, PlanContext, file_sha256, predict
+
+from tritondoctor.findings import Status
+from tritondoctor.fixspec import FixSpec
+from tritondoctor.plan import (
+    APPEND_BLOCK,
+    CREATE,
+    REPLACE,
+    FileChange,
+    FixPlan,
+    PlanContext,
+    file_sha256,
+    predict,
+)
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
@@ -179,3 +190,7 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
 
 def apply(plan: FixPlan, journal: "Journal") -> None:
     apply_changes(plan, journal)
+
+
+FIX = FixSpec(ID, plan, apply,
+              summary="the activation hooks export no_grpc_proxy=localhost,127.0.0.1")

@@ -45,6 +45,7 @@ from tritondoctor.fixes import _pathorder
 
 from tritondoctor.elf import ElfInfo, read_elf
 from tritondoctor.findings import Status, SymbolVersionNeed, needs
+from tritondoctor.fixspec import FixSpec, files_unchanged
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc
 from tritondoctor.plan import (
     ApplyError,
@@ -716,3 +717,18 @@ def _append_history(path: str, removed: list[dict[str, Any]], added: list[Archiv
     text = "\n".join(lines) + "\n"
     sep = b"" if not old or old.endswith(b"\n") else b"\n"
     atomic_write(path, old + sep + text.encode(), 0o644)
+
+
+def _stale(plan: FixPlan) -> str | None:
+    """Files unchanged, and the conda records the install replaces still there (another run may
+    have installed meanwhile)."""
+    reason = files_unchanged(plan)
+    if reason is not None or plan.install is None:
+        return reason
+    meta = os.path.join(plan.prefix, "conda-meta")
+    gone = [r for r in plan.install.replaces if not os.path.exists(os.path.join(meta, r))]
+    return f"{', '.join(gone)} left conda-meta since the plan was made" if gone else None
+
+
+FIX = FixSpec(ID, plan, apply, stale=_stale,
+              summary="install a libstdc++ new enough for the binaries into the conda env")

@@ -16,8 +16,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tritondoctor.fixes import _pathorder, apply_changes
+from tritondoctor.fixes._hookplan import Changes, HookLayout, plan_hooks
 
 from tritondoctor import hooks
+from tritondoctor.fixspec import FixSpec
 from tritondoctor.plan import APPEND_BLOCK, FileChange, FixPlan, PlanContext, Prediction
 
 if TYPE_CHECKING:
@@ -29,58 +31,57 @@ ID = "venv-hooks"
 SCRIPTS = (("activate", "sh"), ("activate.fish", "fish"), ("activate.csh", "csh"))
 
 
-def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
-    ctx = ctx or PlanContext()
-    target = snap.target
-    if target is None or target.env_kind != "venv":
-        return None
-    prefix = target.prefix
+def _main(prefix: str) -> str:
+    return os.path.join(prefix, "bin", "activate")
+
+
+def _caveat(snap: "Snapshot", prefix: str, prediction: Prediction) -> Prediction:
+    main = _main(prefix)
+    if os.path.isfile(main):
+        return prediction
+    return Prediction(False, prediction.method, prediction.statuses, prediction.environ,
+                      reason=f"{main} does not exist: nothing to hook into; use eval \"$(tritondoctor env)\"",
+                      details=prediction.details)
+
+
+def _hook_changes(prefix: str, dirs: list[str]) -> Changes:
     texts: dict[str, tuple[str, str]] = {}
     for name, shell in SCRIPTS:
         path = os.path.join(prefix, "bin", name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8", newline="") as fh:
                 texts[path] = (fh.read(), shell)
-    main = os.path.join(prefix, "bin", "activate")
-    existing = hooks.parse_dirs(texts[main][0]) if main in texts else None
-    base, base_findings, base_env = _pathorder.planning_base(snap, findings, prefix, existing)
-    need = _pathorder.plan_dirs(base, base_findings, base_env, ctx.overlays())
-    ctx.notes.extend(need.problems)
-    if not need.dirs or need.prediction is None:
-        return None
-    prediction = need.prediction
-    if main not in texts:
-        prediction = Prediction(False, prediction.method, prediction.statuses, prediction.environ,
-                                reason=f"{main} does not exist: nothing to hook into; use eval \"$(tritondoctor env)\"",
-                                details=prediction.details)
-    changes, skipped = _script_changes(texts, need.dirs, prefix)
+    changes, skipped = _script_changes(texts, dirs, prefix)
     if changes is None:
-        ctx.notes.append(f"{ID}: {skipped[0]}")
-        return None
-    guarded = _pathorder.guard_foreign(changes, ctx.force)
-    if guarded.foreign and not ctx.force:
-        prediction = _pathorder.not_applicable(prediction, guarded.foreign)
-    changes = guarded.changes
-    notes = [f"{d}: {need.why.get(d, '')}" for d in need.dirs] + guarded.notes + skipped
-    notes.append('services and containers that never activate the venv: eval "$(tritondoctor env)"')
+        return Changes([], refused=skipped[0])
+    return Changes(changes, skipped)
+
+
+def _notes(snap: "Snapshot", prefix: str) -> list[str]:
+    notes = ['services and containers that never activate the venv: eval "$(tritondoctor env)"']
     if _pyenv_virtualenv(snap, prefix):
         # pyenv-virtualenv's `pyenv activate` (bin/pyenv-sh-activate) only exports VIRTUAL_ENV and
         # PYENV_VIRTUAL_ENV for a venv; it never sources bin/activate (it does run a conda env's
         # etc/conda/activate.d scripts).
         notes.append("pyenv-virtualenv: `pyenv activate` does not run bin/activate, so this hook works for "
-                     f"`source {main}` only; after `pyenv activate` run eval \"$(tritondoctor env)\"")
-    if not changes and not guarded.foreign:
-        notes.append(f"the hook is already in place: run `source {main}` again to pick it up")
-    return FixPlan(
-        id=ID,
-        title=f"the venv's activate scripts put {', '.join(need.dirs)} first on LD_LIBRARY_PATH",
-        prefix=prefix,
-        clears=tuple(need.clears),
-        prediction=prediction,
-        changes=tuple(changes),
-        notes=tuple(notes),
-        dirs=tuple(need.dirs),
-    )
+                     f"`source {_main(prefix)}` only; after `pyenv activate` run eval \"$(tritondoctor env)\"")
+    return notes
+
+
+LAYOUT = HookLayout(
+    fix_id=ID,
+    env_kind="venv",
+    main_hook=_main,
+    changes=_hook_changes,
+    title=lambda dirs: f"the venv's activate scripts put {', '.join(dirs)} first on LD_LIBRARY_PATH",
+    in_place_note=lambda prefix: f"the hook is already in place: run `source {_main(prefix)}` again to pick it up",
+    caveat=_caveat,
+    extra_notes=_notes,
+)
+
+
+def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = None) -> FixPlan | None:
+    return plan_hooks(LAYOUT, snap, findings, ctx)
 
 
 def _script_changes(texts: dict[str, tuple[str, str]], dirs: list[str],
@@ -120,3 +121,7 @@ def _pyenv_virtualenv(snap: "Snapshot", prefix: str) -> bool:
 
 def apply(plan: FixPlan, journal: "Journal") -> None:
     apply_changes(plan, journal)
+
+
+FIX = FixSpec(ID, plan, apply,
+              summary="marked blocks in the venv's activate scripts put the needed directories first")

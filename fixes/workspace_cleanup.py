@@ -17,9 +17,18 @@ import shutil
 from typing import TYPE_CHECKING
 
 from tritondoctor.checks import stale_workspaces
+
 from tritondoctor.facts import workspaces as workspaces_facts
 from tritondoctor.facts.runtime import human_bytes
-from tritondoctor.plan import ApplyError, Command, FixPlan, PlanContext, Prediction, statuses_of
+from tritondoctor.fixspec import FixSpec
+from tritondoctor.plan import (
+    ApplyError,
+    Command,
+    FixPlan,
+    PlanContext,
+    Prediction,
+    statuses_of,
+)
 
 if TYPE_CHECKING:
     from tritondoctor.findings import Finding
@@ -63,3 +72,13 @@ def apply(plan: FixPlan, journal: "Journal") -> None:
         if path not in still_stale:
             continue  # in use now, or already gone: never remove a live one
         shutil.rmtree(path)
+
+
+def _stale(plan: FixPlan) -> str | None:
+    """Nothing to compare: `apply` checks again, right before each deletion, that a workspace is
+    still stale and skips any that came into use."""
+    return None
+
+
+FIX = FixSpec(ID, plan, apply, stale=_stale,
+              summary="remove stale PyTriton workspaces (not undoable)")

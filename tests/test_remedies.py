@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 from tritondoctor import remedies
-from tritondoctor.fixes import fix_modules
+from tritondoctor.fixes import all_fixes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +38,8 @@ def test_every_remedy_id_in_the_source_is_in_the_catalog() -> None:
 
 
 def test_every_fix_module_is_a_catalog_remedy() -> None:
-    for module in fix_modules():
-        assert remedies.known(module.ID), module.ID
+    for spec in all_fixes():
+        assert remedies.known(spec.id), spec.id
     for fix_id in remedies.HOOK_FIX_IDS.values():
         assert remedies.known(fix_id)
     assert remedies.known(remedies.NO_HOOKS_FIX_ID)

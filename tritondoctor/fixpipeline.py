@@ -155,7 +155,6 @@ class Applied:
 def apply_plans(out: "Console", snap: "Snapshot", plans: list["FixPlan"], packages: tuple[str, ...],
                 force: bool, workdir: str) -> Applied:
     """Under the lock: re-plan if anything changed since planning, then apply through a journal."""
-    from tritondoctor.fixes import check_fresh
     from tritondoctor.journal import PrefixLock
     from tritondoctor.snapshot import take_snapshot
 
@@ -163,7 +162,7 @@ def apply_plans(out: "Console", snap: "Snapshot", plans: list["FixPlan"], packag
     with PrefixLock(prefix) as lock:
         if lock.waited > 0.5:
             out.print(f"[dim]waited {lock.waited:.1f}s for another tritondoctor fix on {prefix}[/]")
-        if not _still_fresh(plans, check_fresh):
+        if _stale_reasons(plans):
             # Another run changed the environment while we planned: plan again from what is there now.
             snap = take_snapshot(python=snap.target.executable if snap.target else None)
             wanted = {p.id for p in plans}
@@ -178,7 +177,7 @@ def apply_plans(out: "Console", snap: "Snapshot", plans: list["FixPlan"], packag
 
 
 def _journaled_apply(out: "Console", lock: Any, plans: list["FixPlan"]) -> str | None:
-    from tritondoctor.fixes import module_for
+    from tritondoctor.fixes import spec_for
     from tritondoctor.journal import Journal
     from tritondoctor.plan import ApplyError
 
@@ -186,7 +185,7 @@ def _journaled_apply(out: "Console", lock: Any, plans: list["FixPlan"]) -> str |
     try:
         for plan in plans:
             out.print(f"[bold]applying[/] {plan.id}: {plan.title}")
-            module_for(plan.id).apply(plan, journal)
+            spec_for(plan.id).apply(plan, journal)
         journal.commit()
     except BaseException as exc:
         problems = journal.rollback()
@@ -417,14 +416,8 @@ def _reason(exc: BaseException) -> str:
         else f"{exc.__class__.__name__}: {text}"
 
 
-def _still_fresh(plans: list["FixPlan"], check: Any) -> bool:
-    for plan in plans:
-        try:
-            check(plan)
-        except Exception:  # noqa: BLE001 - any failure means: plan again
-            return False
-        if plan.install is not None:
-            meta = os.path.join(plan.prefix, "conda-meta")
-            if any(not os.path.exists(os.path.join(meta, r)) for r in plan.install.replaces):
-                return False
-    return True
+def _stale_reasons(plans: list["FixPlan"]) -> list[str]:
+    """Each plan's own staleness rule (tritondoctor/fixspec.py), asked under the lock."""
+    from tritondoctor.fixes import spec_for
+
+    return [reason for plan in plans if (reason := spec_for(plan.id).stale(plan)) is not None]
