@@ -11,21 +11,16 @@ from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 
 
 def env_command(python: str | None, shell: str) -> int:
-    from tritondoctor.facts.target import TargetError
+    from tritondoctor.commands.common import snapshot
     from tritondoctor.fixes import _pathorder
     from tritondoctor.hooks import HookError, conda_script_path, env_exports, parse_dirs
     from tritondoctor.registry import loader_check_ids, run_checks
-    from tritondoctor.snapshot import take_snapshot
 
     kind = {"sh": "sh", "bash": "sh", "zsh": "sh", "dash": "sh", "fish": "fish"}.get(shell)
     if kind is None:
         raise UsageError(f"--shell {shell!r}: expected sh, bash, zsh or fish")
-    try:
-        snap = take_snapshot(python=python)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    if snap.target is None:
-        raise UsageError(snap.target_error or "no Python found: activate your environment or pass --python PATH")
+    snap = snapshot(python, need_target=True)
+    assert snap.target is not None
     prefix = snap.target.prefix
     hook_file = (os.path.join(prefix, "bin", "activate") if snap.target.env_kind == "venv"
                  else conda_script_path(prefix, "activate", "sh"))

@@ -110,15 +110,10 @@ def snapshot_for_fix(executable: str, force: bool) -> "Snapshot":
     """The one snapshot: for a conda env that is not the active one, derived under the
     environment `conda activate` would give it (its activate.d scripts included)."""
     from tritondoctor.activation import activated_environ
-    from tritondoctor.facts.target import TargetError
-    from tritondoctor.snapshot import take_snapshot
+    from tritondoctor.commands.common import snapshot
 
-    try:
-        snap = take_snapshot(python=executable)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
-    if snap.target is None:
-        raise UsageError(snap.target_error or "no Python found: activate your environment or pass --python PATH")
+    snap = snapshot(executable, need_target=True)
+    assert snap.target is not None
     prefix = snap.target.prefix
     if snap.target.env_kind == "conda" and _is_base_env(snap) and not force:
         raise UsageError(f"{prefix} is the conda base environment: tritondoctor changes it only with --force "

@@ -26,13 +26,11 @@ def check(
     """Static diagnosis of the environment: nothing is started or executed."""
     import os
 
-    from tritondoctor.commands.common import console, parse_ports, print_json
+    from tritondoctor.commands.common import console, parse_ports, print_json, snapshot
     from tritondoctor.errors import UsageError
-    from tritondoctor.facts.target import TargetError
     from tritondoctor.options import CheckOptions
     from tritondoctor.registry import check_ids, run_checks
     from tritondoctor.render.findings import exit_code, findings_json, render_findings
-    from tritondoctor.snapshot import take_snapshot
 
     for directory in model_repository:
         if not os.path.isdir(directory):
@@ -47,10 +45,7 @@ def check(
         unknown = sorted(set(only) - set(known))
         if unknown:
             raise UsageError(f"--only: unknown check id {', '.join(unknown)} (known: {', '.join(known)})")
-    try:
-        snap = take_snapshot(python=python, options=options)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
+    snap = snapshot(python, options=options)
     findings = run_checks(snap, only=set(only) or None)
     if json_out:
         print_json(findings_json(snap, findings))

@@ -12,6 +12,9 @@ from tritondoctor.errors import UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tritondoctor.options import CheckOptions
+    from tritondoctor.snapshot import Snapshot
+
 
 def console(stderr: bool = False) -> "Console":
     from rich.console import Console
@@ -51,3 +54,19 @@ def environ_with(overrides: Iterable[str]) -> dict[str, str]:
         else:
             environ.pop(item, None)
     return environ
+
+
+def snapshot(python: str | None, environ: dict[str, str] | None = None, options: "CheckOptions | None" = None,
+             need_target: bool = False) -> "Snapshot":
+    """The command's one snapshot; a --python that is not a Python (or, with `need_target`, no
+    interpreter at all) is a one-line usage error."""
+    from tritondoctor.facts.target import TargetError
+    from tritondoctor.snapshot import take_snapshot
+
+    try:
+        snap = take_snapshot(python=python, environ=environ, options=options)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if need_target and snap.target is None:
+        raise UsageError(snap.target_error or "no Python found: activate your environment or pass --python PATH")
+    return snap

@@ -24,23 +24,18 @@ def report(
     """A redacted report of the environment for an issue: versions, resolutions, every finding."""
     import json
 
-    from tritondoctor.commands.common import parse_ports
-    from tritondoctor.errors import EXIT_OK, UsageError
-    from tritondoctor.facts.target import TargetError
+    from tritondoctor.commands.common import parse_ports, snapshot
+    from tritondoctor.errors import EXIT_OK
     from tritondoctor.options import CheckOptions
     from tritondoctor.registry import run_checks
     from tritondoctor.share import markdown
     from tritondoctor.share.redact import Redactor
     from tritondoctor.share.report import build_report, redact_report
-    from tritondoctor.snapshot import take_snapshot
 
     patterns = _compile_patterns(redact)
     log = (smoke_log, _read_text(smoke_log, "--smoke-log")) if smoke_log else None
     options = CheckOptions(ports=parse_ports(ports), cpu_ok=cpu_ok)
-    try:
-        snap = take_snapshot(python=python, options=options)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
+    snap = snapshot(python, options=options)
     data = build_report(snap, run_checks(snap), smoke_log=log)
     redactor = Redactor.for_environment(snap.environ, patterns, keep_host=keep_host)
     redacted = redact_report(data, redactor)

@@ -47,18 +47,13 @@ def tree(
 
 
 def _stub_tree(python: Optional[str], imports: List[str], env: List[str], json_out: bool) -> int:
-    from tritondoctor.commands.common import console, environ_with, print_json
+    from tritondoctor.commands.common import console, environ_with, print_json, snapshot
     from tritondoctor.errors import EXIT_OK, EXIT_PROBLEMS, UsageError
-    from tritondoctor.facts.target import TargetError
     from tritondoctor.render.tree import render_stub_tree
-    from tritondoctor.snapshot import take_snapshot
     from tritondoctor.stubtree import StubTreeError, stub_process_tree
 
     environ = environ_with(env)
-    try:
-        snap = take_snapshot(python=python, environ=environ)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from None
+    snap = snapshot(python, environ=environ)
     if snap.target is None or snap.pytriton is None:
         raise UsageError(snap.target_error or f"no nvidia-pytriton in {snap.target.prefix if snap.target else 'the target'}")
     try:
