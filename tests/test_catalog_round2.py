@@ -138,10 +138,26 @@ TMP_PROBE = textwrap.dedent("""
 """)
 
 
+def _keep_under_tmp() -> list[str]:
+    """The top directories under /tmp this interpreter and checkout live in (a CI clone may):
+    bound back into the new /tmp so the probe can still run from them."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tops = set()
+    for path in (sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), repo):
+        rel = os.path.relpath(path, "/tmp")
+        if not rel.startswith(".."):
+            tops.add(rel.split(os.sep)[0])
+    return sorted(tops)
+
+
 def test_row28_noexec_tiny_tmp_in_a_mount_namespace() -> None:
     if shutil.which("unshare") is None:
         pytest.skip("no unshare")
-    script = f"mount -t tmpfs -o noexec,size=1m tmpfs /tmp && exec {sys.executable} -c \"$0\""
+    keep = _keep_under_tmp()
+    old = "/mnt" if keep else ""
+    binds = "".join(f" && mkdir -p /tmp/{t} && mount --bind {old}/{t} /tmp/{t}" for t in keep)
+    script = (f"{'mount --bind /tmp /mnt && ' if keep else ''}mount -t tmpfs -o noexec,size=1m tmpfs /tmp{binds}"
+              f" && exec {sys.executable} -c \"$0\"")
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script, TMP_PROBE], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, TRITONDOCTOR_CACHE_DIR=""))
     if proc.returncode != 0 and "mount" in proc.stderr and "exec_mounts" not in proc.stderr:
