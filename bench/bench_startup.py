@@ -4,8 +4,10 @@
 
 Targets (architecture issue): <= 4x with a warm disk cache, <= 8x with a cold one. The two
 commands run as fresh processes in pairs (A B A B ...), so machine load hits both alike; the
-ratio is taken pair by pair and its median printed. The cold runs point TRITONDOCTOR_CACHE_DIR
-at a new empty directory each time.
+ratio is taken pair by pair and its median printed. The warm runs use a private cache directory
+filled by one run first (what a user's second run finds); the cold runs point
+TRITONDOCTOR_CACHE_DIR at a new empty directory each time. Bytecode is written and used as a
+pip-installed package has it (PYTHONDONTWRITEBYTECODE is dropped for the runs).
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="target interpreter (with nvidia-pytriton)")
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     check = [sys.executable, "-m", "tritondoctor", "check", "--json", "--python", args.python]
     bare = [sys.executable, "-c", "pass"]
-    wall(check, env)  # the warm runs find the disk cache filled, as a user's second run does
-    results = {"warm": paired(check, bare, env, args.runs, cold=False),
-               "cold": paired(check, bare, env, args.runs, cold=True)}
+    warm_cache = tempfile.mkdtemp(prefix="tritondoctor-bench-warm-")
+    try:
+        warm_env = dict(env, TRITONDOCTOR_CACHE_DIR=warm_cache)
+        wall(check, warm_env)  # fills the cache and writes the bytecode
+        results = {"warm": paired(check, bare, warm_env, args.runs, cold=False),
+                   "cold": paired(check, bare, env, args.runs, cold=True)}
+    finally:
+        shutil.rmtree(warm_cache, ignore_errors=True)
     ok = True
     for label, target in (("warm", 4.0), ("cold", 8.0)):
         check_s, bare_s, ratio = results[label]

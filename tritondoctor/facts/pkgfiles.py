@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import glob
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -105,6 +104,8 @@ def _record(install: "PyTritonInstall") -> dict[str, str]:
 
 
 def _sha256_b64(path: str) -> Optional[str]:
+    import hashlib  # only when a file's hash is compared with the wheel's RECORD
+
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:

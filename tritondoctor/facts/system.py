@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -67,7 +66,7 @@ def gather(root: str = "/", environ: Mapping[str, str] | None = None) -> SystemF
     kernel_release = uname.release
     is_wsl = "microsoft" in kernel_release.lower() or "wsl" in _read("/proc/version").lower()
     return SystemFacts(
-        machine=platform.machine(),
+        machine=os.uname().machine,
         kernel=kernel_release,
         glibc=_glibc_version(),
         os_name=_os_release(root),

@@ -12,14 +12,16 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tritondoctor.cache import JsonCache, cache_dir
 from tritondoctor.errors import UsageError
 from tritondoctor.facts.inputs import EnvReads
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Distributions whose installed versions checks care about (PEP 503 normalised names).
 WATCHED_DISTRIBUTIONS = (
@@ -281,6 +283,8 @@ def _run_in_own_group(
     Whatever happens (an answer, the timeout, Ctrl-C or SIGTERM raised as Interrupted, any other
     exception), the whole group is killed before this returns: a target that is not Python may
     start children of its own, and they must not outlive tritondoctor under PID 1."""
+    import subprocess  # only on a probe-cache miss: check's warm start-up does not pay for it
+
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=dict(env), start_new_session=True)
@@ -295,7 +299,7 @@ def _run_in_own_group(
         _end_group(proc)
 
 
-def _end_group(proc: subprocess.Popen[bytes]) -> None:
+def _end_group(proc: "subprocess.Popen[bytes]") -> None:
     # The session leader's pid is the group's id, which the kernel does not hand out again while
     # any member lives; a group already empty (a Python that answered) is ESRCH.
     try:

@@ -4,8 +4,7 @@ apart and compared."""
 
 from __future__ import annotations
 
-import hashlib
-import socket
+import os
 from typing import Any, Mapping
 
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
@@ -18,6 +17,8 @@ SHORT_HASH = 16
 
 
 def short_hash(text: str, length: int = SHORT_HASH) -> str:
+    import hashlib  # only here: check's start-up does not pay for it
+
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]
 
 
@@ -37,7 +38,7 @@ def machine_id(files: tuple[str, ...] = MACHINE_ID_FILES) -> str | None:
 
 def host_name() -> str:
     try:
-        return socket.gethostname()
+        return os.uname().nodename  # what socket.gethostname() returns, without importing socket
     except OSError:
         return ""
 
