@@ -93,3 +93,38 @@ def test_kill_sweep_conda(conda_env: Path, channel: dict[str, Path], clean_envir
     kills = sweep(conda_env, args, environ)
     _log("conda", kills, time.monotonic() - start)
     assert kills >= 40
+
+
+def undo_sweep(prefix: Path, environ: Mapping[str, str]) -> int:
+    """Fix completely, SIGKILL `fix --undo` at its step 1, 2, ... and undo again after each: the
+    environment must come back byte-identical every time; the number of kills."""
+    pristine = tree_state(prefix)
+    step = 1
+    while True:
+        fixed = fix_killed_at(0, (), dict(environ, TRITONDOCTOR_TEST_KILL_AT=""))
+        assert fixed.returncode == 0, fixed.stderr
+        killed = subprocess.run([sys.executable, "-m", "tritondoctor", "fix", "--undo"], capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL, timeout=300,
+                                env=dict(environ, TRITONDOCTOR_TEST_KILL_AT=str(step)))
+        again = tritondoctor("fix", "--undo", environ=environ)
+        where = f"undo killed at step {step}: rc={killed.returncode}\n{killed.stderr[-1500:]}\nagain: {again.stderr}"
+        assert "Traceback" not in again.stderr and "internal error" not in again.stderr, where
+        assert again.returncode == 0, where
+        assert tree_state(prefix) == pristine, where
+        assert_unlocked(prefix)
+        if killed.returncode != -9:
+            assert killed.returncode == 0 and "no fix to undo" in again.stdout, where
+            return step - 1
+        step += 1
+
+
+def test_kill_sweep_of_undo_venv(layered_venv, clean_environ: dict[str, str]) -> None:
+    venv_dir = layered_venv("venv-undo")
+    environ = venv_activated(venv_dir, clean_environ)
+    dry = tritondoctor("fix", "--dry-run", environ=environ)
+    if "venv-hooks" not in dry.stdout:
+        pytest.skip("nothing for venv-hooks to fix on this machine (no libpython mismatch)")
+    start = time.monotonic()
+    kills = undo_sweep(venv_dir, environ)
+    _log("venv-undo", kills, time.monotonic() - start)
+    assert kills >= 5

@@ -106,6 +106,9 @@ def test_fix_twice_changes_nothing_and_undo_restores_every_byte(broken_venv, cle
         assert again.returncode == 0, again.stderr
         assert tree_state(venv_dir) == fixed
         assert "already in place" in again.stdout
+    # In the re-activated shell the hook is in effect and check is clean: a dry run plans nothing.
+    dry = tritondoctor("fix", "--dry-run", environ=venv_activated(venv_dir, clean_environ))
+    assert dry.returncode == 0 and "clears:" not in dry.stdout and "already in place" in dry.stdout, dry.stdout
 
     undo = tritondoctor("fix", "--undo", environ=environ)
     assert undo.returncode == 0, undo.stderr
