@@ -85,7 +85,7 @@ def build_app(argv: List[str] | None = None) -> Any:
     from tritondoctor.commands import COMMANDS, register_all, register_one
 
     app = typer.Typer(
-        add_completion=False,
+        add_completion=True,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         help="Diagnose and fix why PyTriton / Triton Inference Server will not start from a Python environment.",
