@@ -16,7 +16,7 @@ import shlex
 from typing import TYPE_CHECKING, Any, Iterable
 
 from tritondoctor.checkspec import CheckSpec
-from tritondoctor.findings import Finding, FixHint, Status
+from tritondoctor.findings import Finding, FixHint, ModelStubNeed, Status
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc, version_key
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ _SHELL_SAFE = re.compile(r"^[A-Za-z0-9_.+:@%=,/-]+$")
 
 
 def _finding(status: Status, title: str, detail: str = "", evidence: dict[str, Any] | None = None,
-             fix: FixHint | None = None) -> Finding:
-    return Finding(ID, status, title, detail=detail, evidence=evidence or {}, fix=fix, area=AREA)
+             fix: FixHint | None = None, need: ModelStubNeed | None = None) -> Finding:
+    return Finding(ID, status, title, detail=detail, evidence=evidence or {}, fix=fix, area=AREA, need=need)
 
 
 def run(snap: Snapshot) -> list[Finding]:
@@ -302,7 +302,17 @@ def _python_mismatch(model: ModelFacts, facts: RepositoryFacts) -> list[Finding]
                "the backend's for that model.",
         evidence={"stub": stub.to_json(), "python": model.python_minor, "python_from": model.python_from},
         fix=_copy_stub_fix(model, facts, model.python_minor),
+        need=_stub_need(model, facts),
     )]
+
+
+def _stub_need(model: ModelFacts, facts: RepositoryFacts) -> ModelStubNeed | None:
+    """The `model-stub` fix can act when nvidia-pytriton ships a stub for the model's Python."""
+    stubs = facts.backend.pytriton_stubs if facts.backend else {}
+    minor = model.python_minor
+    if not minor or minor not in stubs:
+        return None
+    return ModelStubNeed(model.directory, minor, stubs[minor], model.name)
 
 
 def _repack_libstdcxx(versions: Iterable[str], env: EnvFacts | None) -> FixHint:

@@ -22,11 +22,13 @@ def all_fixes() -> tuple[FixSpec, ...]:
         conda_hooks,
         grpc_proxy_hooks,
         libstdcxx,
+        model_stub,
         venv_hooks,
         workspace_cleanup,
     )
 
-    return (libstdcxx.FIX, conda_hooks.FIX, venv_hooks.FIX, grpc_proxy_hooks.FIX, workspace_cleanup.FIX)
+    return (libstdcxx.FIX, conda_hooks.FIX, venv_hooks.FIX, grpc_proxy_hooks.FIX, workspace_cleanup.FIX,
+            model_stub.FIX)
 
 
 def spec_for(fix_id: str) -> FixSpec:

@@ -81,4 +81,4 @@ def _stale(plan: FixPlan) -> str | None:
 
 
 FIX = FixSpec(ID, plan, apply, stale=_stale,
-              summary="remove stale PyTriton workspaces (not undoable)")
+              summary="remove stale PyTriton workspaces (not undoable)", touches=("workspaces",))

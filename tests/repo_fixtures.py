@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 from typing import Mapping
@@ -115,3 +116,93 @@ def clean_environ() -> Mapping[str, str]:
 
 def runner_python() -> str:
     return sys.executable
+
+
+# --- execution environments a real stub can run in ----------------------------------------------
+
+# What the stub and triton_python_backend_utils import at start-up (pb_stub.cc imports asyncio,
+# threading, traceback and inspect; the utils json, struct and numpy), plus site and encodings.
+_STUB_IMPORTS = "json, struct, asyncio, threading, traceback, inspect, numpy, site, encodings, codecs, io"
+_MODULE_FILES = (
+    "import sys, os, sysconfig\n"
+    f"import {_STUB_IMPORTS}\n"
+    "std = sysconfig.get_paths()['stdlib']\n"
+    "files = {getattr(m, '__file__', None) or '' for m in list(sys.modules.values())}\n"
+    "print('\\n'.join(sorted(os.path.relpath(f, std) for f in files if f.startswith(std + '/') "
+    "and '/site-packages/' not in f)))\n"
+)
+# Activation as conda-pack's bin/activate does it: the env's bin first on PATH (the stub's
+# embedded Python finds its prefix by looking up python3 there) and CONDA_PREFIX.
+SERVING_ACTIVATE = ("# conda-pack activate (fixture)\n"
+                    "_prefix=\"$(cd \"$(dirname \"${BASH_SOURCE[0]}\")/..\" && pwd)\"\n"
+                    "export CONDA_PREFIX=\"$_prefix\"\nexport PATH=\"$_prefix/bin:$PATH\"\n")
+
+
+def numpy_dir(minor: str) -> Path | None:
+    """A numpy 1.x for Python `minor` (the stub imports numpy; PyTriton 0.7.0's stub hands numpy 2
+    arrays back empty): the test runner's own when it is that Python, else the pyenv build's."""
+    here = Path(sysconfig.get_paths()["purelib"]) if f"{sys.version_info[0]}.{sys.version_info[1]}" == minor else None
+    for site in (here, pyenv_build(minor) / "lib" / f"python{minor}" / "site-packages"):
+        if site is not None and (site / "numpy" / "__init__.py").exists() and any(site.glob("numpy-1.*.dist-info")):
+            return site / "numpy"
+    return None
+
+
+def serving_env(dest: Path, minor: str, *, libpython: bool = True) -> Path:
+    """A conda-layout prefix a real stub can run in: bin/pythonX.Y and python3, a conda-pack like
+    bin/activate, lib/libpythonX.Y.so.1.0 (unless `libpython` is False), the standard-library
+    files the stub imports at start-up and the build's numpy. Regular files are hard links."""
+    build = pyenv_build(minor)
+    source = numpy_dir(minor)
+    assert source is not None, f"no numpy for Python {minor} in {build}"
+    (dest / "bin").mkdir(parents=True)
+    _link(build / "bin" / f"python{minor}", dest / "bin" / f"python{minor}")
+    os.symlink(f"python{minor}", dest / "bin" / "python3")
+    (dest / "bin" / "activate").write_text(SERVING_ACTIVATE)
+    (dest / "lib").mkdir()
+    if libpython:
+        _link(build / "lib" / f"libpython{minor}.so.1.0", dest / "lib" / f"libpython{minor}.so.1.0")
+    _copy_stdlib(build, dest, minor, source.parent)
+    site = site_packages(dest, minor)
+    site.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyi", "f2py", "distutils")
+    for name in ("numpy", "numpy.libs"):
+        if (source.parent / name).is_dir():
+            shutil.copytree(source.parent / name, site / name, ignore=ignore, copy_function=_link_file)
+    return dest
+
+
+def _copy_stdlib(build: Path, dest: Path, minor: str, numpy_site: Path) -> None:
+    """The standard-library files the stub's start-up imports load, with the numpy it will get."""
+    import subprocess
+
+    python = build / "bin" / f"python{minor}"
+    env = {"PATH": os.environ.get("PATH", ""), "LD_LIBRARY_PATH": str(build / "lib"), "PYTHONPATH": str(numpy_site)}
+    listed = subprocess.run([str(python), "-c", _MODULE_FILES], capture_output=True, text=True, check=True, env=env)
+    stdlib = build / "lib" / f"python{minor}"
+    shutil.copytree(stdlib / "encodings", dest / "lib" / f"python{minor}" / "encodings",
+                    ignore=shutil.ignore_patterns("__pycache__"), copy_function=_link_file)
+    for rel in listed.stdout.split():
+        target = dest / "lib" / f"python{minor}" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            _link(stdlib / rel, target)
+
+
+def _link_file(src: str, dest: str) -> str:
+    _link(Path(src), Path(dest))
+    return dest
+
+
+_PACKED: dict[tuple[str, str, bool], Path] = {}
+
+
+def packed_serving_env(root: Path, minor: str, *, libpython: bool = True) -> Path:
+    """serving_env packed as a tar.gz under `root` (a session's temporary directory), made once
+    per session and kind: the tests copy the tarball into their model directories."""
+    key = (str(root), minor, libpython)
+    if key not in _PACKED:
+        name = f"serving-env-{minor}" + ("" if libpython else "-nolibpython")
+        prefix = serving_env(root / name, minor, libpython=libpython)
+        _PACKED[key] = pack(prefix, root / f"{name}.tar.gz")
+    return _PACKED[key]

@@ -51,6 +51,17 @@ class SymbolVersionNeed:
 
 
 @dataclass(frozen=True)
+class ModelStubNeed:
+    """What a finding asks of a fix that gives one model its own stub: `stub` (built for Python
+    `minor`) copied to `model_dir`/triton_python_backend_stub."""
+
+    model_dir: str
+    minor: str
+    stub: str
+    model: str = ""  # the model's name, for display
+
+
+@dataclass(frozen=True)
 class Finding:
     """One line of the report. `id` is the check id (stable); several findings may share one id."""
 
@@ -61,7 +72,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: FixHint | None = None
     area: str = ""
-    need: "LoaderPathNeed | SymbolVersionNeed | None" = field(default=None, compare=False)
+    need: "LoaderPathNeed | SymbolVersionNeed | ModelStubNeed | None" = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

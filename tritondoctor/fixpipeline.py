@@ -42,6 +42,9 @@ class FixRequest:
     force: bool
     packages: tuple[str, ...]
     no_smoke: bool
+    # `--model-repository`: the repositories whose models the `model-stub` fix may change (each
+    # model directory is its own journal prefix) and that `--undo` restores.
+    model_repositories: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, **kw: Any) -> "FixRequest":
@@ -52,7 +55,11 @@ class FixRequest:
         for path in request.packages:
             if not os.path.isfile(path):
                 raise UsageError(f"--package {path}: no such file")
-        return replace(request, packages=tuple(os.path.abspath(p) for p in request.packages))
+        for directory in request.model_repositories:
+            if not os.path.isdir(directory):
+                raise UsageError(f"--model-repository {directory}: no such directory")
+        return replace(request, packages=tuple(os.path.abspath(p) for p in request.packages),
+                       model_repositories=tuple(os.path.abspath(d) for d in request.model_repositories))
 
 
 @dataclass
@@ -106,13 +113,14 @@ def choose_target(python: str | None) -> str:
     return executable
 
 
-def snapshot_for_fix(executable: str, force: bool) -> "Snapshot":
+def snapshot_for_fix(executable: str, force: bool, model_repositories: tuple[str, ...] = ()) -> "Snapshot":
     """The one snapshot: for a conda env that is not the active one, derived under the
     environment `conda activate` would give it (its activate.d scripts included)."""
     from tritondoctor.activation import activated_environ
     from tritondoctor.commands.common import snapshot
+    from tritondoctor.options import CheckOptions
 
-    snap = snapshot(executable, need_target=True)
+    snap = snapshot(executable, need_target=True, options=CheckOptions(model_repositories=model_repositories))
     assert snap.target is not None
     prefix = snap.target.prefix
     if snap.target.env_kind == "conda" and _is_base_env(snap) and not force:
@@ -133,7 +141,14 @@ def make_plans(snap: "Snapshot", packages: tuple[str, ...], force: bool, workdir
 
     findings = run_checks(snap)
     ctx = PlanContext(packages=packages, force=force, workdir=workdir)
-    return PlanSet(findings, plan_all(snap, findings, ctx), ctx)
+    return PlanSet(findings, _per_prefix(plan_all(snap, findings, ctx)), ctx)
+
+
+def _per_prefix(plans: list["FixPlan"]) -> list["FixPlan"]:
+    """A `model-stub` plan changes several model directories, each its own journal prefix."""
+    from tritondoctor.fixes import model_stub
+
+    return [part for plan in plans for part in (model_stub.split(plan) if plan.id == model_stub.ID else [plan])]
 
 
 def applicable(plan: "FixPlan", force: bool) -> bool:
@@ -149,20 +164,39 @@ class Applied:
 
 def apply_plans(out: "Console", snap: "Snapshot", plans: list["FixPlan"], packages: tuple[str, ...],
                 force: bool, workdir: str) -> Applied:
-    """Under the lock: re-plan if anything changed since planning, then apply through a journal."""
+    """Each prefix in turn (the environment, then each model directory): under its lock, re-plan
+    if anything changed since planning, then apply through its own journal."""
+    target = os.path.realpath(snap.target.prefix) if snap.target else ""
+    groups: dict[str, list["FixPlan"]] = {}
+    for plan in plans:
+        groups.setdefault(os.path.realpath(plan.prefix) if plan.prefix else target, []).append(plan)
+    done: list["FixPlan"] = []
+    journal_dirs: list[str] = []
+    for prefix, group in groups.items():
+        applied = _apply_prefix(out, snap, prefix, group, packages, force, workdir)
+        done += applied.plans
+        journal_dirs += [applied.journal_dir] if applied.journal_dir else []
+        snap = applied.snap if prefix == target else snap
+    return Applied(done, ", ".join(journal_dirs) or None, snap)
+
+
+def _apply_prefix(out: "Console", snap: "Snapshot", prefix: str, plans: list["FixPlan"], packages: tuple[str, ...],
+                  force: bool, workdir: str) -> Applied:
     from tritondoctor.journal import PrefixLock
+    from tritondoctor.options import CheckOptions
     from tritondoctor.snapshot import take_snapshot
 
-    prefix = snap.target.prefix if snap.target else ""
     with PrefixLock(prefix) as lock:
         if lock.waited > 0.5:
             out.print(f"[dim]waited {lock.waited:.1f}s for another tritondoctor fix on {prefix}[/]")
         if _stale_reasons(plans):
             # Another run changed the environment while we planned: plan again from what is there now.
-            snap = take_snapshot(python=snap.target.executable if snap.target else None)
+            snap = take_snapshot(python=snap.target.executable if snap.target else None,
+                                 options=CheckOptions(model_repositories=snap.options.model_repositories))
             wanted = {p.id for p in plans}
             replanned = make_plans(snap, packages, force, workdir).plans
-            plans = [p for p in replanned if p.id in wanted and not p.empty and applicable(p, force)]
+            plans = [p for p in replanned if p.id in wanted and not p.empty and applicable(p, force)
+                     and os.path.realpath(p.prefix) == prefix]
             if not plans:
                 out.print("[green]another tritondoctor fix already made these changes; nothing left to do[/]")
                 lock.remove_if_unused()
@@ -204,9 +238,12 @@ def _journaled_apply(out: "Console", lock: Any, plans: list["FixPlan"]) -> str |
 def recheck(snap: "Snapshot", environ: Mapping[str, str], plans: list["FixPlan"]) -> dict[str, Any]:
     """The checks again on the snapshot derived under the environment as activated now."""
     from tritondoctor.findings import Status
+    from tritondoctor.fixes import spec_for
     from tritondoctor.registry import run_checks
+    from tritondoctor.snapshot import regathered
 
-    findings = run_checks(snap.derive(environ))
+    derived = regathered(snap.derive(environ), [f for p in plans for f in spec_for(p.id).touches])
+    findings = run_checks(derived)
     targeted = {i for p in plans for i in p.clears}
     statuses: dict[str, tuple[str, str]] = {}
     for check_id in sorted(targeted):
@@ -219,7 +256,15 @@ def recheck(snap: "Snapshot", environ: Mapping[str, str], plans: list["FixPlan"]
             "ld_library_path": environ.get("LD_LIBRARY_PATH"), "other_errors": others}
 
 
-def smoke_after_fix(python: str, environ: Mapping[str, str]) -> dict[str, Any]:
+def smoke_after_fix(python: str, environ: Mapping[str, str], repositories: tuple[str, ...] = ()) -> dict[str, Any]:
+    """PyTriton's smoke test, or with --model-repository the repository's own models served."""
+    if repositories:
+        from tritondoctor.smoke.repository import run_repository_smoke
+
+        repo_result = run_repository_smoke(list(repositories), python, dict(environ), None, None, 180.0)
+        data = repo_result.to_json()
+        data["_findings"] = list(repo_result.findings) + [f for m in repo_result.models for f in m.findings]
+        return data
     from tritondoctor.smoke import run_smoke
 
     result = run_smoke(python, dict(environ))
@@ -238,7 +283,7 @@ def run_fix(req: FixRequest) -> int:
     executable = choose_target(req.python)
     if req.undo:
         return run_undo(executable, req)
-    snap = snapshot_for_fix(executable, req.force)
+    snap = snapshot_for_fix(executable, req.force, req.model_repositories)
     workdir = tempfile.mkdtemp(prefix="tritondoctor-fix-")
     try:
         return _fix(req, snap, make_plans(snap, req.packages, req.force, workdir), workdir)
@@ -340,7 +385,8 @@ def _apply_and_verify(out: "Console", req: FixRequest, snap: "Snapshot", decisio
     code = EXIT_OK if result["ok"] and not decision.skipped and not result["other_errors"] else EXIT_PROBLEMS
     if not req.no_smoke and result["ok"] and not result["other_errors"]:
         out.print("[bold]smoke test[/]: a real model through PyTriton (--no-smoke skips it)")
-        smoke = smoke_after_fix(applied.snap.target.executable if applied.snap.target else "python", environ)
+        smoke = smoke_after_fix(applied.snap.target.executable if applied.snap.target else "python", environ,
+                                req.model_repositories)
         _render_smoke_line(out, smoke)
         report.smoke = {k: v for k, v in smoke.items() if not k.startswith("_")}
         code = code if smoke["passed"] else EXIT_PROBLEMS
@@ -374,6 +420,8 @@ def run_undo(executable: str, req: FixRequest) -> int:
     from tritondoctor.journal import JournalError, NothingToUndo, PrefixBusy, undo_last
     from tritondoctor.render.plans import render_undo
 
+    if req.model_repositories:
+        return _undo_models(req)
     try:
         prefix = probe(executable, os.environ, selected_by="--python" if req.python else "environment").prefix
     except TargetError as exc:
@@ -416,3 +464,41 @@ def _stale_reasons(plans: list["FixPlan"]) -> list[str]:
     from tritondoctor.fixes import spec_for
 
     return [reason for plan in plans if (reason := spec_for(plan.id).stale(plan)) is not None]
+
+
+def _model_dirs_with_journal(repositories: tuple[str, ...]) -> list[str]:
+    from tritondoctor.journal import journals
+
+    dirs = []
+    for repository in repositories:
+        for name in sorted(os.listdir(repository)):
+            path = os.path.join(repository, name)
+            if os.path.isdir(path) and not os.path.islink(path) and journals(path):
+                dirs.append(path)
+    return dirs
+
+
+def _undo_models(req: FixRequest) -> int:
+    """`fix --undo --model-repository DIR`: undo the last fix of each model directory that has one."""
+    from tritondoctor.commands.common import console, print_json
+    from tritondoctor.journal import JournalError, PrefixBusy, undo_last
+    from tritondoctor.render.plans import render_undo
+
+    undone: list[dict[str, Any]] = []
+    from tritondoctor.fixes.model_stub import settle_backend_chmod
+
+    for model_dir in _model_dirs_with_journal(req.model_repositories):
+        settle_backend_chmod(model_dir)
+        try:
+            result = undo_last(model_dir, force=req.force)
+        except (PrefixBusy, JournalError) as exc:
+            raise CannotProceed(str(exc)) from None
+        undone.append({"prefix": model_dir, "undone": list(result.fixes), "restored": list(result.restored),
+                       "removed": list(result.removed)})
+        if not req.json_out:
+            render_undo(console(), model_dir, result)
+    if req.json_out:
+        print_json({"undone": undone, "repositories": list(req.model_repositories)})
+    elif not undone:
+        console().print(f"nothing to undo: no fix in the models of {', '.join(req.model_repositories)}")
+    return EXIT_OK

@@ -36,6 +36,9 @@ class FixSpec:
     apply: Callable[[FixPlan, "Journal"], None]
     stale: Callable[[FixPlan], "str | None"] = files_unchanged  # why the plan no longer holds, or None
     summary: str = ""
+    # Snapshot fields whose facts the fix changes on the disk (not through the environment):
+    # the re-check after applying reads them again (tritondoctor.snapshot.regathered).
+    touches: tuple[str, ...] = ()
 
 
 def check_fresh(plan: FixPlan) -> None:

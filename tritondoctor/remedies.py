@@ -69,6 +69,8 @@ REMEDIES: dict[str, str] = {
     "memory-limit": "a larger container / cgroup memory limit",
     "native-arch": "an image or environment native to this CPU, or Rosetta instead of QEMU",
     "ipv4-loopback": "an IPv4 loopback address (127.0.0.1 on lo)",
+    "access-token": "send PyTriton's per-start access token to its restricted endpoints, or lift the restriction",
+    "model-ready": "wait for the model's own readiness (/v2/models/<model>/ready), not only the server's",
     # model repositories (check --model-repository)
     "model-stub": "the stub for the execution environment's Python, copied into the model directory",
     "repack-env": "repack the execution environment (conda-pack) with what the stub needs",

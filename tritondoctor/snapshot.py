@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from tritondoctor.facts import conda as conda_facts
 from tritondoctor.facts import gpu as gpu_facts
@@ -346,3 +346,18 @@ def take_snapshot(
     """Gather every fact. Raises TargetError only for an explicit --python that is not a Python."""
     environ = dict(os.environ if environ is None else environ)
     return _gather(_Request(python, environ, options or CheckOptions(), cwd or os.getcwd()))
+
+
+def regathered(snap: Snapshot, fields: "Iterable[str]") -> Snapshot:
+    """`snap` with the named facts read again from the disk: a fix that changed files (removed
+    workspaces, copied a stub) changed no environment variable, so a derive would reuse them."""
+    changes: dict[str, Any] = {}
+    for name in set(fields):
+        if name == "workspaces":
+            changes[name] = workspaces_facts.gather(snap.environ, snap.pytriton.pytriton_home if snap.pytriton else None)
+        elif name == "repositories" and snap.options.model_repositories:
+            req = _Request(None, dict(snap.environ), snap.options, snap.cwd)
+            changes[name] = _repositories(req, None, snap.target)
+        elif name not in ("repositories",):
+            raise ValueError(f"no way to gather {name!r} again")
+    return dataclasses.replace(snap, **changes)

@@ -20,10 +20,14 @@ def fix(
     force: bool = typer.Option(False, "--force", help="Apply plans that could not be proven; allow the conda base env."),
     package: List[str] = typer.Option([], "--package", help="A libstdcxx-ng / libstdcxx package archive to install offline."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke test after fixing."),
+    model_repository: List[str] = typer.Option(
+        [], "--model-repository", help="A Triton model repository whose models may get their own stub (repeatable); "
+                                       "with --undo: undo the fixes of its models."),
 ) -> int:
     """Plan, prove, apply (and undo) the fixes for what `check` found."""
     from tritondoctor.fixpipeline import FixRequest, run_fix
 
     request = FixRequest.from_options(python=python, yes=yes, dry_run=dry_run, json_out=json_out, undo=undo,
-                                      force=force, packages=tuple(package), no_smoke=no_smoke)
+                                      force=force, packages=tuple(package), no_smoke=no_smoke,
+                                      model_repositories=tuple(model_repository))
     return run_fix(request)

@@ -1,8 +1,10 @@
 """From what a smoke run saw (server log, the model script's events, the stub's mappings) to findings.
 
 The ids are those of `tritondoctor check` (libpython, glibcxx, libs, cuda-driver, cuda-runtime,
-ports, shm, python-deps, pytriton, workspace) plus smoke-only ones: model-load, server-signal, server-exit, infer,
-timeout, smoke. Messages that a CPU-only host always prints are explained as harmless instead.
+ports, shm, python-deps, pytriton, workspace, server-protocol) plus smoke-only ones: model-load,
+model-ready, server-signal, server-exit, infer, timeout, smoke. Besides the log, the model script
+reports the bound model's own readiness (row 38) and PyTriton's restricted endpoints asked without
+and with its token (row 24). Messages that a CPU-only host always prints are explained as harmless.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def diagnose(obs: Observation, environ: Mapping[str, str] | None = None,
     """Findings for one run. `environ`: the run's environment (names a proxy behind a gRPC
     failure); `oom`: the run's memory cgroup when its OOM killer fired during the run
     (faults.oom_since), named as the cause of a SIGKILL."""
-    findings = _diagnose(obs)
+    findings = _diagnose(obs) + _served_model_ready(obs) + endpoint_findings(obs)
     causes = _fault_causes(obs, environ, oom, findings)
     if not causes:
         return findings
@@ -197,6 +199,9 @@ def _fault_causes(obs: Observation, environ: Mapping[str, str] | None, oom: "fau
     causes: list[Finding] = []
     if oom is not None and oom.oom_kills:
         causes.append(faults.oom_finding(oom))
+    status = obs.first("model-status")
+    if status is not None and not status.get("ready"):
+        causes.append(model_status_finding(status, obs))
     proxy = faults.proxy_cause(environ, obs.events) if environ is not None else None
     if proxy is not None:
         causes.append(proxy)
@@ -207,6 +212,88 @@ def _fault_causes(obs: Observation, environ: Mapping[str, str] | None, oom: "fau
         if ready is not None:
             causes.append(ready)
     return causes
+
+
+PROTOCOL_ID = "server-protocol"  # the check that carries rows 24 and 38's log signatures
+ACCESS_FIX_COMMANDS = (
+    "# Python: token = triton.get_access_token(); ModelClient(url, model, access_token=token)",
+    "curl -X POST -H 'triton-access-token: <token>' http://127.0.0.1:8000/v2/repository/index",
+    "# gRPC metadata: triton-grpc-protocol-triton-access-token: <token>",
+    "# or, on a trusted host only: Triton(security_config=TritonSecurityConfig(restricted_endpoints=[]))",
+)
+
+
+def model_status_finding(status: Mapping[str, Any], obs: Observation) -> Finding:
+    """The model's own readiness after binding (row 38): OK, or an ERROR naming the model."""
+    model, request = status.get("model") or "?", status.get("request") or "GET /v2/models/<model>/ready"
+    answer = f"{status.get('status')}" + (f" {status.get('answer')}" if status.get("answer") else "")
+    if status.get("ready"):
+        return Finding(faults.MODEL_READY_ID, Status.OK, f"model {model} is ready ({request} answered 200)",
+                       evidence=dict(status), area=AREA)
+    port = obs.ports.get("http", 8000)
+    return Finding(faults.MODEL_READY_ID, Status.ERROR,
+                   f"model {model} is not ready after binding: {request} answered {answer}",
+                   detail=f"The server itself was ready; a model is served only once its own readiness says so "
+                          f"(waited {status.get('waited_s')} s).", evidence=dict(status),
+                   fix=FixHint(faults.MODEL_READY_ID, "wait for the model's own readiness, and read the log around its loading",
+                               (f"curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1:{port}/v2/models/{model}/ready",)
+                               + ((f"less {obs.log_path}",) if obs.log_path else ())), area=AREA)
+
+
+def _served_model_ready(obs: Observation) -> list[Finding]:
+    """The OK note of a ready model; one that is not ready is a cause (see _fault_causes)."""
+    status = obs.first("model-status")
+    return [model_status_finding(status, obs)] if status is not None and status.get("ready") else []
+
+
+def _answer(result: Mapping[str, Any] | None) -> str:
+    if not result:
+        return "not asked"
+    word = "answered" if result.get("allowed") else "refused"
+    message = f": {result.get('message')}" if result.get("message") else ""
+    return f"{word} ({result.get('status')}{message})"
+
+
+def _endpoint_line(check: Mapping[str, Any]) -> str:
+    name = f"{str(check.get('protocol', '?')).upper()} {check.get('call', '?')}"
+    if check.get("error"):
+        return f"{name}: could not be asked ({check['error']})"
+    return f"{name}: without the token {_answer(check.get('without'))}; with it {_answer(check.get('with'))}"
+
+
+def _endpoint_status(check: Mapping[str, Any]) -> Status:
+    if check.get("error"):
+        return Status.WARN
+    if not (check.get("with") or {}).get("allowed"):
+        return Status.ERROR  # a client holding the token is refused
+    return Status.WARN if (check.get("without") or {}).get("allowed") else Status.OK
+
+
+def endpoint_findings(obs: Observation) -> list[Finding]:
+    """PyTriton's restricted endpoints (row 24), asked without and with the token: refused then
+    answered is OK; anything else is a finding with the remedy."""
+    event = obs.first("endpoints")
+    if event is None:
+        return []
+    if event.get("skipped"):
+        return [Finding(PROTOCOL_ID, Status.SKIP, "restricted endpoints: not checked: " + str(event["skipped"]),
+                        evidence={"skipped": event["skipped"]}, area=AREA)]
+    checks = list(event.get("checks") or [])
+    statuses = [_endpoint_status(c) for c in checks]
+    status = max(statuses, key=lambda st: st.rank) if statuses else Status.SKIP
+    detail = "\n".join(_endpoint_line(c) for c in checks)
+    evidence = {k: event.get(k) for k in ("restricted", "header", "checks")}
+    version = obs.interpreter.pytriton or "0.7.0"
+    if status is Status.OK:
+        title = f"restricted endpoints refuse a request without the token, as PyTriton {version} does by default, and answer with it"
+        return [Finding(PROTOCOL_ID, Status.OK, title, detail=detail, evidence=evidence, area=AREA)]
+    title = ("a restricted endpoint refused PyTriton's own access token" if status is Status.ERROR
+             else "a restricted endpoint answered without the access token, or could not be asked")
+    fix = FixHint("access-token", "send the 'triton-access-token' header with triton.get_access_token() of this "
+                  "start (the token is new at every start), or lift the restriction where that is intended",
+                  ACCESS_FIX_COMMANDS)
+    return [Finding(PROTOCOL_ID, status, title, detail=detail, evidence=evidence, fix=fix, area=AREA)]
+
 
 
 def _oom_signal(finding: Finding) -> Finding:

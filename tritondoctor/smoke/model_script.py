@@ -390,6 +390,138 @@ def _burst(url: str, name: str, model: SmokeModel, requests: int, concurrency: i
     }
 
 
+# --- the model's own readiness and the endpoints the server restricts ------------------------
+
+ACCESS_HEADER = "triton-access-token"  # pytriton.triton.TRITON_ACCESS_HEADER in 0.7.0
+GRPC_PREFIX = "triton-grpc-protocol-"  # Triton reads restricted-protocol headers with this prefix over gRPC
+
+
+def _http(url: str, method: str = "GET", headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None,
+          timeout: float = 5.0) -> Tuple[Optional[int], str]:
+    """(HTTP status or None when nothing answered, the answer's first 2000 characters). Never
+    through a proxy: urllib would honour http_proxy even for 127.0.0.1."""
+    from urllib.error import HTTPError, URLError
+    from urllib.request import ProxyHandler, Request, build_opener
+
+    request = Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with build_opener(ProxyHandler({})).open(request, timeout=timeout) as answer:
+            return answer.status, answer.read(2000).decode("utf-8", "replace")
+    except HTTPError as exc:
+        return exc.code, exc.read(2000).decode("utf-8", "replace")
+    except (URLError, OSError) as exc:
+        return None, _one_line(exc)
+
+
+def _answer_text(text: str) -> str:
+    """Triton's JSON error ({"error": "..."}) as its message; other text as it came."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:300]
+    return str(data.get("error", text) if isinstance(data, dict) else text).strip()[:300]
+
+
+def model_status(port: int, name: str, wait_s: float, timeout: float) -> Dict[str, Any]:
+    """GET /v2/models/<name>/ready until 200 or `wait_s` passes (server readiness says nothing
+    of a model's: catalog row 38)."""
+    from urllib.parse import quote
+
+    url = "http://127.0.0.1:%d/v2/models/%s/ready" % (port, quote(name, safe=""))
+    started = time.perf_counter()
+    while True:
+        status, text = _http(url, timeout=timeout)
+        waited = time.perf_counter() - started
+        if status == 200 or waited >= wait_s:
+            break
+        time.sleep(0.1)
+    return {"model": name, "ready": status == 200, "status": status, "answer": _answer_text(text),
+            "waited_s": round(waited, 4), "request": "GET /v2/models/%s/ready" % name}
+
+
+def access_token(triton: Any) -> Tuple[Optional[str], str]:
+    """PyTriton's token for its restricted endpoints, or None and why there is nothing to check."""
+    getter = getattr(triton, "get_access_token", None)
+    if getter is None:
+        return None, "this PyTriton restricts no endpoint (it has no Triton.get_access_token)"
+    token = getter()
+    if not token:
+        return None, "this run restricts no endpoint (a TritonSecurityConfig without restricted endpoints)"
+    return token, ""
+
+
+def restricted_endpoints(triton: Any) -> List[str]:
+    config = getattr(triton, "_security_config", None)  # private in 0.7.0; only evidence
+    return [str(e) for e in (getattr(config, "restricted_endpoints", None) or [])]
+
+
+def _http_index(port: int, token: Optional[str], timeout: float) -> Dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers[ACCESS_HEADER] = token
+    url = "http://127.0.0.1:%d/v2/repository/index" % port
+    status, text = _http(url, "POST", headers, b"{}", timeout)
+    return {"allowed": status == 200, "status": status, "message": "" if status == 200 else _answer_text(text)}
+
+
+def _grpc_index(port: int, token: Optional[str], timeout: float) -> Dict[str, Any]:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    # No proxy for this probe: a proxy in the environment is judged by the inference checks.
+    client = grpcclient.InferenceServerClient("127.0.0.1:%d" % port, channel_args=[("grpc.enable_http_proxy", 0)])
+    headers = {GRPC_PREFIX + ACCESS_HEADER: token} if token is not None else None
+    try:
+        client.get_model_repository_index(headers=headers, client_timeout=timeout)
+        return {"allowed": True, "status": "OK", "message": ""}
+    except InferenceServerException as exc:
+        return {"allowed": False, "status": exc.status(), "message": str(exc.message())[:300]}
+    finally:
+        client.close()
+
+
+_PROBES = (
+    ("http", "POST /v2/repository/index", _http_index),
+    ("grpc", "RepositoryIndex", _grpc_index),
+)
+
+
+def check_restricted(triton: Any, ports: Dict[str, int], timeout: float, stale_token: bool = False) -> Dict[str, Any]:
+    """One restricted endpoint per protocol, asked without the token and with it. `stale_token`
+    (test hook): send a token of another start, as a client that kept an old one would."""
+    token, why = access_token(triton)
+    if token is None:
+        return {"skipped": why}
+    sent = secrets_token() if stale_token else token
+    checks = []
+    for protocol, call, probe in _PROBES:
+        record: Dict[str, Any] = {"protocol": protocol, "call": call}
+        try:
+            record["without"] = probe(ports[protocol], None, timeout)
+            record["with"] = probe(ports[protocol], sent, timeout)
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, never fatal
+            record["error"] = _one_line(exc)
+        checks.append(record)
+    return {"restricted": restricted_endpoints(triton), "header": ACCESS_HEADER, "checks": checks,
+            "stale_token": stale_token}
+
+
+def secrets_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def unload_model(triton: Any, port: int, name: str, timeout: float) -> Optional[int]:
+    """Test hook `unready-model`: unload the bound model through the server's repository API
+    (with PyTriton's token), leaving a served name that is not ready."""
+    token, _ = access_token(triton)
+    headers = {ACCESS_HEADER: token} if token else {}
+    url = "http://127.0.0.1:%d/v2/repository/models/%s/unload" % (port, name)
+    status, _text = _http(url, "POST", headers, b"{}", timeout)
+    return status
+
+
 WORKSPACE_FILE = "workspace"  # in the working directory: the runner's record of PyTriton's workspace
 
 
@@ -467,10 +599,11 @@ def _bind(triton: Any, model: SmokeModel, name: str, queue_delay_us: int) -> Non
 class Run:
     """One pass through the steps; `phase` is the step in progress when something fails."""
 
-    def __init__(self, config: Dict[str, Any], channel: Channel, model: SmokeModel) -> None:
+    def __init__(self, config: Dict[str, Any], channel: Channel, model: SmokeModel, hook: str = "") -> None:
         self.config = config
         self.channel = channel
         self.model = model
+        self.hook = hook
         self.phase = "server-start"
         self.name = str(config.get("model_name") or MODEL_NAME)
         self.timeout = float(config.get("request_timeout", 30.0))
@@ -483,8 +616,28 @@ class Run:
         loading = time.perf_counter()
         _bind(triton, self.model, self.name, int(self.config.get("queue_delay_us", 500)))
         self.channel.emit("phase", name="model-ready", s=round(time.perf_counter() - loading, 4))
+        self.confirm_ready(triton)
 
-    def check(self) -> None:
+    def confirm_ready(self, triton: Any) -> None:
+        """The model's own readiness after bind; a model that is not ready ends the run (its
+        requests could only wait and fail)."""
+        self.phase = "model-status"
+        port = self.config["ports"]["http"]
+        if self.hook == "unready-model":
+            self.channel.emit("hook", unloaded=self.name, status=unload_model(triton, port, self.name, self.timeout))
+        status = model_status(port, self.name, float(self.config.get("ready_wait_s", 3.0)), self.timeout)
+        self.channel.emit("model-status", **status)
+        if not status["ready"]:
+            raise RuntimeError("model %s is not ready: %s answered %s %s" % (
+                self.name, status["request"], status["status"], status["answer"]))
+
+    def check_endpoints(self, triton: Any) -> None:
+        """After the inference checks: PyTriton's restricted endpoints, without and with its token."""
+        self.phase = "endpoints"
+        result = check_restricted(triton, self.config["ports"], self.timeout, stale_token=self.hook == "stale-token")
+        self.channel.emit("endpoints", **result)
+
+    def check(self, triton: Any) -> None:
         np = self.model.np
         ports = self.config["ports"]
         self.phase = "infer"
@@ -505,6 +658,7 @@ class Run:
             self.timeout,
         )
         self.channel.emit("burst", **burst)
+        self.check_endpoints(triton)
         self.channel.emit("result", checks=checks, burst=burst)
 
 
@@ -513,7 +667,7 @@ def _serve_and_check(triton: Any, run: Run, watch: ServerWatch) -> int:
     channel = run.channel
     try:
         run.serve(triton)
-        run.check()
+        run.check(triton)
         code = 0
     except KeyboardInterrupt:
         watch.expected_exit.set()
@@ -560,7 +714,7 @@ def run(config: Dict[str, Any], channel: Channel) -> int:
         return 1
     watch = ServerWatch(triton, channel)
     watch.start()
-    return _serve_and_check(triton, Run(config, channel, model), watch)
+    return _serve_and_check(triton, Run(config, channel, model, hook), watch)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -105,6 +105,8 @@ class RunRecord:
     client: dict[str, dict[str, Any]] = field(default_factory=dict)
     client_error: str = ""
     leftovers: list[str] = field(default_factory=list)
+    # Model name -> the static model-repository check's errors (repo_static), for failed models.
+    static: dict[str, list[Finding]] = field(default_factory=dict)
 
 
 
@@ -151,7 +153,7 @@ def _model(run: RunRecord, name: str, folders: list[str], obs: Observation) -> M
     findings: list[Finding] = []
     if not ready and run.outcome == "live":
         lines = repo_log.model_lines(run.log, name, folders)
-        findings = repo_log.model_findings(name, lines, reason or str(asked.get("skipped") or ""), obs)
+        findings = run.static.get(name, []) + repo_log.model_findings(name, lines, reason or str(asked.get("skipped") or ""), obs)
     elif ready:
         findings = _infer_findings(name, model)
     return ModelResult(model.name, model.state, model.ready, model.reason, model.infer_skipped, model.http,

@@ -27,7 +27,7 @@ from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
-from tritondoctor.smoke import repo_layout, repo_log, repo_server
+from tritondoctor.smoke import repo_layout, repo_log, repo_server, repo_static
 from tritondoctor.smoke.procs import child_subreaper, free_ports
 from tritondoctor.smoke.repo_result import (
     ModelResult,
@@ -133,6 +133,15 @@ def _serve(run: RunRecord, workdir: str, deadline: float) -> None:
         run.exit_code = server.proc.returncode
         run.log = server.text()
         run.leftovers = server.leftovers
+    if run.outcome == "live":
+        _explain_failed(run)
+
+
+def _explain_failed(run: RunRecord) -> None:
+    """The static check's cause for each model that did not become ready."""
+    failed = [n for n in repo_log.model_folders(run.repos) if not run.client.get(n, {}).get("ready")]
+    backend = None if run.layout.bundled else run.layout.backend_directory
+    run.static = repo_static.static_findings(run.repos, run.target, run.environ, backend, failed)
 
 
 def _ask_client(run: RunRecord, deadline: float) -> None:

@@ -93,6 +93,8 @@ class SmokeResult:
     max_error: float | None = None
     timed_out: bool = False
     leftovers: list[str] = field(default_factory=list)  # processes that could not be ended (should be empty)
+    model_status: dict[str, Any] | None = None  # GET /v2/models/<model>/ready after binding (the script's event)
+    endpoints: dict[str, Any] | None = None  # the restricted endpoints without and with the token
 
     @property
     def exit_code(self) -> int:
@@ -118,6 +120,8 @@ class SmokeResult:
             "worst": worst(self.findings).value,
             "log_path": self.log_path,
             "leftovers": self.leftovers,
+            "model_status": self.model_status,
+            "endpoints": self.endpoints,
         }
 
 
@@ -481,9 +485,16 @@ def _result(watch: _Watch, python: str, options: SmokeOptions, log_path: str, st
         max_error=max_error,
         timed_out=watch.timed_out,
         leftovers=watch.survivors,
+        model_status=_event_fields(watch.events, "model-status"),
+        endpoints=_event_fields(watch.events, "endpoints"),
     )
     _append_summary(log_path, res)
     return res
+
+
+def _event_fields(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    event = next((e for e in events if e.get("ev") == name), None)
+    return None if event is None else {k: v for k, v in event.items() if k not in ("ev", "t")}
 
 
 def _timings(events: list[dict[str, Any]]) -> SmokeTimings:
