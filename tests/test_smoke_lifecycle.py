@@ -256,7 +256,7 @@ def test_sigkill_leaves_nothing(target_python: str, fixed_env: dict[str, str], s
         assert rec.ports, "tritonserver never started: nothing was tested"
     if user_home and rec.cmdlines:  # the server ran from a workspace in the user's PYTRITON_HOME
         assert any(str(short_dir / "home" / "workspace_") in " ".join(c) for c in rec.cmdlines.values())
-    left = wait_until_clean(rec, runner.pid, within=8.0)
+    left = wait_until_clean(rec, runner.pid, within=20.0)  # generous: a loaded 2-core CI machine
     assert left == [], f"after SIGKILL at {after} s: {left}"
     assert list(short_dir.iterdir()) == []  # the user's PYTRITON_HOME too, as it was found
 
@@ -287,7 +287,7 @@ def test_next_run_cleans_what_a_killed_supervisor_left(target_python: str, fixed
     nxt = subprocess.run([sys.executable, "-m", "tritondoctor", "smoke", "--python", "/bin/true", "--timeout", "20"],
                          env=fixed_env, capture_output=True, text=True, timeout=60)
     assert nxt.returncode == 1, nxt.stderr
-    assert wait_until_clean(rec, runner.pid, within=5.0) == []
+    assert wait_until_clean(rec, runner.pid, within=15.0) == []
 
 
 @pytest.mark.slow

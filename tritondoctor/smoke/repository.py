@@ -27,7 +27,7 @@ from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
-from tritondoctor.smoke import repo_layout, repo_log, repo_server, repo_static
+from tritondoctor.smoke import procs, repo_layout, repo_log, repo_server, repo_static
 from tritondoctor.smoke.procs import child_subreaper, free_ports
 from tritondoctor.smoke.repo_result import (
     ModelResult,
@@ -101,7 +101,7 @@ def run_repository_smoke(
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="tdrepo-", dir="/tmp" if os.access("/tmp", os.W_OK) else None)
     try:
-        with child_subreaper(), repo_server.sigterm_as_interrupt():
+        with child_subreaper(), procs.sigterm_as_interrupt():
             layout = _layout(tritonserver, backend_directory, install, target, workdir)
             ports = dict(zip(("http", "grpc", "metrics"), free_ports(3)))
             run = RunRecord(absolute, target, install, layout, ports, environ, started)

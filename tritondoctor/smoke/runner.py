@@ -35,8 +35,7 @@ from tritondoctor.cache import user_cache_base
 from tritondoctor.findings import Finding, Status, worst
 from tritondoctor.observation import Interpreter, Observation
 from tritondoctor.smoke import diagnose as dx
-from tritondoctor.smoke import faults
-from tritondoctor.smoke import leftovers, model_script, supervisor
+from tritondoctor.smoke import faults, leftovers, model_script, procs, supervisor
 from tritondoctor.smoke.leftovers import MARKER_ENV, remove_model_folders  # noqa: F401 - importable from here
 from tritondoctor.smoke.presence import ServerPresence, describe
 from tritondoctor.smoke.procs import (
@@ -193,7 +192,7 @@ def run(python: str, env: Mapping[str, str], options: SmokeOptions) -> SmokeResu
         raise SmokeUsageError(f"cannot write the log {log_path}: {exc.strerror or exc}") from None
     ports = options.ports or dict(zip(("http", "grpc", "metrics"), free_ports(3)))
     try:
-        with log, child_subreaper(), _sigterm_as_interrupt():
+        with log, child_subreaper(), procs.sigterm_as_interrupt():
             watch = _Watch(executable, rundir, options, ports, log)
             try:
                 watch.start(cleaned)
@@ -559,25 +558,6 @@ def default_log_path() -> str:
         return os.path.join(tempfile.gettempdir(), f"tritondoctor-{name}")
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """In the main thread, let SIGTERM (and SIGHUP) unwind like Ctrl-C so cleanup still runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGTERM.value, signal.SIGHUP.value):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, interrupt)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
