@@ -20,6 +20,7 @@ from its log and from inside the stub:
 
 from __future__ import annotations
 
+import glob
 import shutil
 import sys
 from pathlib import Path
@@ -43,7 +44,12 @@ def _model_with_env(repo: Path, name: str, tarball: Path) -> Path:
 
 
 def _smoke(repo: Path, env: dict[str, str]):
-    return run_repository_smoke([str(repo)], sys.executable, env, None, None, 120.0)
+    before = set(glob.glob("/tmp/python_env_*"))
+    result = run_repository_smoke([str(repo)], sys.executable, env, None, None, 120.0)
+    # Every environment the backend unpacked for this run is gone (the backend keeps them when
+    # the server is stopped rather than unloading each model).
+    assert set(glob.glob("/tmp/python_env_*")) - before == set()
+    return result
 
 
 def test_a_packed_311_env_loads_and_infers_and_ignores_our_state_dir(
@@ -80,3 +86,25 @@ def test_a_39_env_under_the_311_stub_is_named(
     first = result.model("py39").findings[0]
     assert first.id == "model-repository" and "Python 3.9" in first.title and "3.11" in first.title
     assert first.fix is not None and first.fix.id == "model-stub"
+
+
+def test_an_old_libstdcxx_inside_the_env_breaks_the_load_and_is_named(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, clean_environ: dict[str, str]) -> None:
+    """The second seed bug inside a packed env: the backend puts the env's lib/ first, so the
+    stub loads the env's libstdc++.so.6; one cut at GLIBCXX_3.4.29 (conda's libstdcxx-ng 11) lacks
+    what the 0.7.0 binaries need. The real load fails and smoke names the file and the remedy."""
+    from libstdcxx_fixture import build_old_libstdcxx
+    from repo_fixtures import pack, serving_env
+
+    prefix = serving_env(tmp_path / "env", "3.11")
+    old = build_old_libstdcxx(tmp_path / "old")
+    shutil.copy(old, prefix / "lib" / "libstdc++.so.6")
+    tarball = pack(prefix, tmp_path / "oldcxx.tar.gz")
+    repo = tmp_path / "repo"
+    _model_with_env(repo, "oldcxx", tarball)
+    result = _smoke(repo, clean_environ)
+    assert not result.passed
+    # The stub cannot start at all: the run stops at that line (fast fail) and names it.
+    named = [f for f in result.findings if f.id == "glibcxx"]
+    assert named and "GLIBCXX_3.4.30" in named[0].title and "/lib/libstdc++.so.6" in named[0].title, result.to_json()
+    assert named[0].fix is not None and named[0].fix.id == "repack-env"  # the tarball's, not this machine's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any, Mapping
 
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
-from tritondoctor.findings import Finding, Status, worst
+from tritondoctor.findings import Finding, FixHint, Status, worst
 from tritondoctor.smoke import repo_log
 from tritondoctor.smoke.observation import Interpreter, Observation
 from tritondoctor.smoke.repo_layout import ServerLayout
@@ -174,12 +175,29 @@ def _run_findings(run: RunRecord, obs: Observation, timeout: float) -> list[Find
     return found
 
 
+_UNPACKED_ENV = "/tmp/python_env_"
+
+
+def _inside_env(finding: Finding) -> Finding:
+    """A library problem whose file lies in an unpacked execution environment is the packed
+    environment's: the remedy is to repack it, never to change anything in this machine's env."""
+    lines = " ".join(str(line) for line in finding.evidence.get("log", []))
+    if finding.id not in ("glibcxx", "libpython", "libs") or _UNPACKED_ENV not in lines:
+        return finding
+    fix = FixHint("repack-env", "the model's execution environment (EXECUTION_ENV_PATH) carries the library: repack "
+                  "it with what the stub needs", ("conda install -n <env> -c conda-forge 'libstdcxx-ng>=12'  # then",
+                                                  "conda-pack -n <env> -o env.tar.gz"))
+    detail = ("The python backend unpacks the environment under /tmp and puts its lib/ first on the stub's "
+              "LD_LIBRARY_PATH, so the stub loads the environment's copy. " + finding.detail)
+    return dataclasses.replace(finding, fix=fix, detail=detail)
+
+
 def build_result(run: RunRecord, timeout: float, log_path: str | None) -> "RepoSmokeResult":
     obs = observation(run, timeout)
     folders = repo_log.model_folders(run.repos)
     names = sorted(set(folders) | {str(i["name"]) for i in run.index if i.get("name")})
     models = tuple(_model(run, name, folders.get(name, []), obs) for name in names) if run.outcome == "live" else ()
-    findings = _run_findings(run, obs, timeout) + [f for m in models for f in m.findings]
+    findings = [_inside_env(f) for f in _run_findings(run, obs, timeout)] + [f for m in models for f in m.findings]
     if run.outcome == "live" and not names:
         findings.append(Finding("model-load", Status.ERROR, "the repository holds no model",
                                 "every directory in a model repository is a model; none was found.",

@@ -27,7 +27,7 @@ from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
-from tritondoctor.smoke import procs, repo_layout, repo_log, repo_server, repo_static
+from tritondoctor.smoke import procs, repo_envs, repo_layout, repo_log, repo_server, repo_static
 from tritondoctor.smoke.procs import child_subreaper, free_ports
 from tritondoctor.smoke.repo_result import (
     ModelResult,
@@ -99,6 +99,7 @@ def run_repository_smoke(
     absolute = _usage_checks(repos, timeout)
     target, install = _target_and_install(python, environ, need_install=not tritonserver)
     started = time.monotonic()
+    unpacked_before, wall_start = repo_envs.existing(), time.time()
     workdir = tempfile.mkdtemp(prefix="tdrepo-", dir="/tmp" if os.access("/tmp", os.W_OK) else None)
     try:
         with child_subreaper(), procs.sigterm_as_interrupt():
@@ -111,6 +112,7 @@ def run_repository_smoke(
         return build_result(run, timeout, log_path)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        repo_envs.remove_new(unpacked_before, wall_start)
 
 
 def _serve(run: RunRecord, workdir: str, deadline: float) -> None:
