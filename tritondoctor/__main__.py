@@ -11,8 +11,10 @@ try:
     import signal
 
     def _interrupted(signum: int, _frame: object) -> None:
-        from tritondoctor.errors import Interrupted
-
+        try:
+            from tritondoctor.errors import Interrupted
+        except ImportError:  # the signal came while tritondoctor.errors itself was being imported
+            raise KeyboardInterrupt(signum) from None
         raise Interrupted(signum)
 
     # SIGTERM first: until then its default action ends the process without a word, whereas a

@@ -73,6 +73,8 @@ def _signal_of(exc: BaseException) -> int:
     while seen is not None:
         if isinstance(seen, Interrupted):
             return seen.signum
+        if isinstance(seen, KeyboardInterrupt) and seen.args and isinstance(seen.args[0], int):
+            return seen.args[0]  # raised before tritondoctor.errors could be imported (__main__)
         seen = seen.__cause__ or seen.__context__
     return signal.SIGINT
 
