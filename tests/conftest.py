@@ -86,3 +86,17 @@ def clean_environ() -> dict[str, str]:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+@pytest.fixture
+def venv_needing_hooks(layered_venv, clean_environ: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A layered venv (activated environ) for which `fix` plans venv-hooks: this machine's
+    libpython mismatch; skipped where the machine has none."""
+    from fixkit import tritondoctor, venv_activated
+
+    venv_dir = layered_venv("venv")
+    environ = venv_activated(venv_dir, clean_environ)
+    dry = tritondoctor("fix", "--dry-run", environ=environ)
+    if "venv-hooks" not in dry.stdout:
+        pytest.skip("nothing for venv-hooks to fix on this machine (no libpython mismatch)")
+    return venv_dir, environ

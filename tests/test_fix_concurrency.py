@@ -29,13 +29,8 @@ def hold_lock(prefix: Path, seconds: float) -> subprocess.Popen:
 
 
 @pytest.fixture
-def broken_venv(layered_venv, clean_environ: dict[str, str]):  # type: ignore[no-untyped-def]
-    venv_dir = layered_venv("venv")
-    environ = venv_activated(venv_dir, clean_environ)
-    dry = tritondoctor("fix", "--dry-run", environ=environ)
-    if "venv-hooks" not in dry.stdout:
-        pytest.skip("nothing for venv-hooks to fix on this machine (no libpython mismatch)")
-    return venv_dir, environ
+def broken_venv(venv_needing_hooks):  # type: ignore[no-untyped-def]
+    return venv_needing_hooks
 
 
 def test_a_run_that_cannot_get_the_lock_refuses_and_changes_nothing(broken_venv) -> None:

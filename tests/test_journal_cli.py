@@ -4,18 +4,13 @@
 from __future__ import annotations
 
 import pytest
-from fixkit import tree_state, tritondoctor, venv_activated
+from fixkit import tree_state, tritondoctor
 from test_journal_failures import assert_unlocked, full_tmpfs, immutable
 
 
 @pytest.fixture
-def broken_venv(layered_venv, clean_environ: dict[str, str]):  # type: ignore[no-untyped-def]
-    venv_dir = layered_venv("venv")
-    environ = venv_activated(venv_dir, clean_environ)
-    dry = tritondoctor("fix", "--dry-run", environ=environ)
-    if "venv-hooks" not in dry.stdout:
-        pytest.skip("nothing for venv-hooks to fix on this machine (no libpython mismatch)")
-    return venv_dir, environ
+def broken_venv(venv_needing_hooks):  # type: ignore[no-untyped-def]
+    return venv_needing_hooks
 
 
 def test_an_immutable_activate_script_is_rolled_back_truthfully(broken_venv) -> None:
