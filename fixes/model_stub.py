@@ -216,4 +216,4 @@ def _sha(data: bytes) -> str:
 
 
 FIX = FixSpec(ID, plan, apply, summary="copy the stub for the model's Python into its model directory",
-              touches=("repositories",))
+              touches=("repositories",), split=split)

@@ -145,10 +145,14 @@ def make_plans(snap: "Snapshot", packages: tuple[str, ...], force: bool, workdir
 
 
 def _per_prefix(plans: list["FixPlan"]) -> list["FixPlan"]:
-    """A `model-stub` plan changes several model directories, each its own journal prefix."""
-    from tritondoctor.fixes import model_stub
+    """One plan per journal prefix: a fix that changes several places (FixSpec.split) is split."""
+    from tritondoctor.fixes import spec_for
 
-    return [part for plan in plans for part in (model_stub.split(plan) if plan.id == model_stub.ID else [plan])]
+    out: list["FixPlan"] = []
+    for plan in plans:
+        split = spec_for(plan.id).split
+        out += split(plan) if split is not None else [plan]
+    return out
 
 
 def applicable(plan: "FixPlan", force: bool) -> bool:

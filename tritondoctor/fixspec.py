@@ -39,6 +39,9 @@ class FixSpec:
     # Snapshot fields whose facts the fix changes on the disk (not through the environment):
     # the re-check after applying reads them again (tritondoctor.snapshot.regathered).
     touches: tuple[str, ...] = ()
+    # A plan that changes several places, each with its own journal (model directories): the
+    # plan per place. None: the plan's one prefix.
+    split: "Callable[[FixPlan], list[FixPlan]] | None" = None
 
 
 def check_fresh(plan: FixPlan) -> None:
