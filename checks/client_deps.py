@@ -7,8 +7,7 @@ GRPC_GENERATED_VERSION its service_pb2_grpc.py refuses to run below, and the pro
 
 from __future__ import annotations
 
-from tritondoctor.checks import _versions as versions
-
+from tritondoctor import versions
 from tritondoctor.checkspec import CheckSpec, sig
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot

@@ -8,7 +8,6 @@ fails with "Permission denied" or "No space left on device".
 
 from __future__ import annotations
 
-
 from tritondoctor.checkspec import CheckSpec, sig
 from tritondoctor.facts.runtime import human_bytes
 from tritondoctor.findings import Finding, FixHint, Status

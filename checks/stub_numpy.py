@@ -8,8 +8,7 @@ file, all of which the stub inherits. A numpy 2 in the env's own site-packages i
 
 from __future__ import annotations
 
-from tritondoctor.checks import _versions as versions
-
+from tritondoctor import versions
 from tritondoctor.checkspec import CheckSpec, sig
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.snapshot import Snapshot

@@ -53,7 +53,7 @@ def test_one_container_fact() -> None:
     snap = take_snapshot(python=sys.executable, environ=dict(os.environ, container="podman"))
     assert snap.system.container == container_facts.detect(snap.environ)
     assert snap.system.in_container is (snap.system.container is not None)
-    assert snap.runtime is not None and snap.runtime.container == snap.system.container
+    assert snap.runtime is not None and not hasattr(snap.runtime, "container")  # one fact, in system
     assert snap.system.to_json()["container"] is snap.system.in_container
 
 

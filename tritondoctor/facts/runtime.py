@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from tritondoctor.facts import container as container_facts
 from tritondoctor.facts import ports as ports_facts
 from tritondoctor.facts import processes as process_facts
 from tritondoctor.facts import shm as shm_facts
@@ -52,7 +51,7 @@ _read_stat = process_facts.read_stat
 _read_cmdline = process_facts.read_cmdline
 
 # Ports, processes and /dev/shm read no environment variable; the workspace does.
-READS = workspace_facts.READS | container_facts.READS | shm_facts.READS | ports_facts.READS
+READS = workspace_facts.READS | shm_facts.READS | ports_facts.READS
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,6 @@ class RuntimeFacts:
     servers: tuple[ServerProcess, ...] = ()
     shm: ShmFacts | None = None
     workspace: WorkspaceFacts | None = None
-    # The same value as SystemFacts.container (facts/container.py), kept until checks read that.
-    container: str | None = None
     bundled_cudart: str | None = None  # "12.6.77", read from nvidia_pytriton.libs file names
     bundled_cudart_file: str | None = None
     errors: tuple[str, ...] = ()
@@ -75,7 +72,7 @@ class RuntimeFacts:
                     target: "TargetPython | None") -> "RuntimeFacts":
         """The same machine seen from another environment (Snapshot.derive): what follows the
         environment or the install (the workspace under PYTRITON_HOME / XDG_CACHE_HOME / HOME,
-        the container variables, the bundled CUDA runtime, the shm region sizes) is read again;
+        the bundled CUDA runtime, the shm region sizes) is read again;
         ports, processes and /dev/shm's contents do not move."""
         try:
             return dataclasses.replace(self, **_environment_parts(environ, install, target, read_mounts()),
@@ -121,7 +118,6 @@ def _environment_parts(environ: Mapping[str, str], install: "PyTritonInstall | N
     cudart, cudart_file = bundled_cudart(install.libs_dir) if install is not None else (None, None)
     return dict(
         workspace=workspace_facts.gather(environ, install, target, mounts),
-        container=container_facts.detect(environ),
         bundled_cudart=cudart,
         bundled_cudart_file=cudart_file,
     )

@@ -219,7 +219,7 @@ def _resources(snap: "Snapshot") -> dict[str, Any]:
     runtime = snap.runtime
     if runtime is None:
         return {}
-    out: dict[str, Any] = {"container": runtime.container,
+    out: dict[str, Any] = {"container": snap.system.container,
                            "ports": {str(p.port): ("in use" if p.listeners or p.bind_errno else "free")
                                      for p in runtime.ports},
                            "stale_servers": [s.pid for s in runtime.servers]}

@@ -13,8 +13,8 @@ import re
 from typing import Iterable
 
 from tritondoctor.findings import Finding, Status
+from tritondoctor.observation import Observation
 from tritondoctor.smoke import diagnose as dx
-from tritondoctor.smoke.observation import Observation
 
 _PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]")
 AREA = "Repository smoke test"

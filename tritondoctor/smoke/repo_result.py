@@ -11,8 +11,8 @@ from typing import Any, Mapping
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
 from tritondoctor.findings import Finding, FixHint, Status, worst
+from tritondoctor.observation import Interpreter, Observation
 from tritondoctor.smoke import repo_log
-from tritondoctor.smoke.observation import Interpreter, Observation
 from tritondoctor.smoke.repo_layout import ServerLayout
 from tritondoctor.smoke.runner import EXIT_FAIL, EXIT_PASS
 

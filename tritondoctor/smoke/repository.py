@@ -27,7 +27,14 @@ from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.pytriton import PyTritonInstall
 from tritondoctor.facts.target import TargetPython
-from tritondoctor.smoke import procs, repo_envs, repo_layout, repo_log, repo_server, repo_static
+from tritondoctor.smoke import (
+    procs,
+    repo_envs,
+    repo_layout,
+    repo_log,
+    repo_server,
+    repo_static,
+)
 from tritondoctor.smoke.procs import child_subreaper, free_ports
 from tritondoctor.smoke.repo_result import (
     ModelResult,
