@@ -106,7 +106,7 @@ def _group() -> None:
 
 def run(argv: List[str]) -> int:
     """Run one command line; returns the exit status (never raises, except SystemExit)."""
-    from tritondoctor.errors import EXIT_OK, EXIT_SIGINT, EXIT_USAGE, ToolError
+    from tritondoctor.errors import EXIT_OK, EXIT_USAGE, ToolError
 
     signals_before = len(_received)
     try:
@@ -138,7 +138,9 @@ def run(argv: List[str]) -> int:
         print(f"tritondoctor: internal error: {exc.__class__.__name__}: {exc} "
               "(set TRITONDOCTOR_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_USAGE
-    if code == EXIT_SIGINT and len(_received) > signals_before:  # typer's bare 130 for an Interrupted
+    if len(_received) > signals_before:
+        # A signal came during the command even though it returned: typer's bare 130 for an
+        # Interrupted, or one raised where Python ignores exceptions (an import lock's callback).
         return _report_interrupt(_received[-1], argv)
     return code if isinstance(code, int) else EXIT_OK
 
