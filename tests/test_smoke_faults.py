@@ -23,7 +23,6 @@ from tritondoctor.smoke import diagnose as dx
 from tritondoctor.smoke import faults
 
 LOGS = Path(__file__).parent / "data" / "logs"
-RUNNER = Path(dx.__file__).with_name("runner.py")
 
 
 def observation_from_log(text: str, **more: object) -> Observation:
@@ -122,16 +121,16 @@ def run_smoke(env: dict[str, str], log: Path, timeout: int, prefix: list[str] | 
 
 @pytest.mark.slow
 def test_real_smoke_with_a_dead_proxy(tmp_path: Path) -> None:
-    env = smoke_env(https_proxy=f"http://127.0.0.1:{closed_port()}")
+    """Before: ~38 s and "Waiting for server to be ready timed out". The runner's pre-flight finds
+    that gRPC would go through a proxy nothing answers at and fails at once, naming it (what a run
+    that went ahead would show is tested on the captured log of such a run)."""
+    port = closed_port()
+    env = smoke_env(https_proxy=f"http://127.0.0.1:{port}")
     result, elapsed = run_smoke(env, tmp_path / "smoke.log", timeout=20)
     assert result["passed"] is False
-    if "proxy_preflight" in RUNNER.read_text():
-        assert elapsed < 30 and result["findings"][0]["id"] == "grpc-proxy"
-        return
-    # Until the runner passes the environment: the same diagnosis from the real run's observation.
-    obs = observation_from_log((tmp_path / "smoke.log").read_text())
-    findings = dx.diagnose(obs, environ=env)
-    assert findings[0].id == "grpc-proxy" and "https_proxy" in findings[0].title, [f.title for f in findings]
+    assert elapsed < 30
+    first = result["findings"][0]
+    assert first["id"] == "grpc-proxy" and "https_proxy" in first["title"] and str(port) in first["title"], first
 
 
 # --- the OOM killer -----------------------------------------------------------------------------
@@ -197,17 +196,22 @@ def remove_cgroup(path: Path) -> None:
 
 @pytest.mark.slow
 def test_real_smoke_in_a_small_memory_cgroup(tmp_path: Path) -> None:
-    cgroup = make_memory_cgroup("110M")
     log = tmp_path / "smoke.log"
-    try:
-        before = faults.oom_evidence(str(cgroup))
-        enter = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"]
-        result, _ = run_smoke(smoke_env(), log, timeout=60, prefix=enter)
-        after = faults.oom_evidence(str(cgroup))
-    finally:
-        remove_cgroup(cgroup)
+    for _attempt in range(3):  # the kernel decides when to kill: rarely a run stays just under the limit
+        cgroup = make_memory_cgroup("110M")
+        try:
+            before = faults.oom_evidence(str(cgroup))
+            enter = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"]
+            result, _ = run_smoke(smoke_env(), log, timeout=60, prefix=enter)
+            after = faults.oom_evidence(str(cgroup))
+        finally:
+            remove_cgroup(cgroup)
+        oom = faults.oom_since(before, after)
+        if oom is not None:
+            break
     assert result["passed"] is False
-    oom = faults.oom_since(before, after)
+    # The runner reads its own cgroup: the report itself names the kill and the limit.
+    assert result["findings"][0]["id"] == "memory-limit" and "110 MiB" in result["findings"][0]["title"]
     assert oom is not None and oom.oom_kills >= 1 and oom.limit_bytes == 110 * 1024 * 1024
     obs = observation_from_log(log.read_text())
     findings = dx.diagnose(obs, oom=oom)
