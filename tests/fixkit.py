@@ -4,6 +4,7 @@ real conda packages / channels / prefixes built offline (conda-package-handling 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 
@@ -213,3 +214,19 @@ def activation_package(out_dir: Path) -> Path:
         "etc/conda/activate.d/cuda-libpath.sh": activate.encode(),
         "etc/conda/deactivate.d/cuda-libpath.sh": deactivate.encode(),
     })
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted at `path` with `options` (ro, noexec, size=...) while the block runs;
+    the test skips with the reason when this machine refuses to mount one."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {proc.stderr.strip() or proc.returncode}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

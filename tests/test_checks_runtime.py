@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
+from fixkit import mounted_tmpfs
 from tritondoctor.checks import ports, shm, stale_servers, workspace
+
 from tritondoctor.facts import runtime as runtime_facts
 from tritondoctor.findings import Status
 from tritondoctor.snapshot import CheckOptions, Snapshot, take_snapshot
@@ -43,16 +44,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def mounted(path: Path, options: str) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # --- ports -------------------------------------------------------------------------------------
@@ -129,7 +120,7 @@ def test_workspace_on_proc_is_not_writable_even_for_root(env: dict) -> None:
 
 def test_workspace_on_a_read_only_mount(env: dict, short_tmp: Path) -> None:
     ro = short_tmp / "ro"
-    with mounted(ro, "ro,size=1m"):
+    with mounted_tmpfs(ro, "ro,size=1m"):
         found = run_workspace(env, ro / "pytriton")
         ws = snapshot(dict(env, PYTRITON_HOME=str(ro / "pytriton"))).runtime.workspace
     assert ws.read_only_fs and not ws.writable
@@ -141,7 +132,7 @@ def test_workspace_on_a_read_only_mount(env: dict, short_tmp: Path) -> None:
 
 def test_workspace_on_a_noexec_mount(env: dict, short_tmp: Path) -> None:
     mnt = short_tmp / "noexec"
-    with mounted(mnt, "noexec,size=64m"):
+    with mounted_tmpfs(mnt, "noexec,size=64m"):
         shutil.copy("/bin/true", mnt / "true")
         with pytest.raises(PermissionError):  # the situation is real: nothing executes there
             subprocess.run([str(mnt / "true")], check=True)

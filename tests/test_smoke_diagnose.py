@@ -278,3 +278,11 @@ def test_log_signature_in_a_working_run_is_only_a_warning() -> None:
               "burst": {"failed": 0}}
     findings = dx.diagnose(Observation(log=NO_ZMQ, interpreter=PYENV, events=[result]))
     assert [(f.id, f.status) for f in findings] == [("python-deps", Status.WARN)]
+
+
+def test_a_catalog_row_has_its_signature_in_one_place() -> None:
+    """Smoke's own signatures stand only for rows no check carries (a new row goes to its check)."""
+    from tritondoctor.registry import all_checks
+
+    by_checks = {row for spec in all_checks() for s in spec.signatures for row in s.rows}
+    assert not {row for _, s in dx.SMOKE_ONLY for row in s.rows} & by_checks

@@ -24,6 +24,7 @@ from typing import Iterator
 
 import psutil
 import pytest
+from fixkit import mounted_tmpfs
 
 from tritondoctor.smoke import leftovers, run_smoke
 from tritondoctor.smoke.procs import port_is_free
@@ -329,14 +330,8 @@ def short_dir() -> Iterator[Path]:
 def read_only_dir(short_dir: Path) -> Iterator[Path]:
     """A read-only file system (root ignores a directory's mode bits, not a read-only mount)."""
     path = short_dir / "ro-home"
-    path.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True, text=True)
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mount.stderr.strip() or mount.returncode}")
-    try:
+    with mounted_tmpfs(path, "ro,size=1m"):
         yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=False)
 
 
 @pytest.mark.slow

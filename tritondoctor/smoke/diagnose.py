@@ -55,9 +55,7 @@ def signatures() -> list[tuple[str, LogSignature]]:
     from tritondoctor.registry import all_checks
 
     pairs = [(spec.id, s) for spec in all_checks() for s in spec.signatures]
-    covered = {row for _, s in pairs for row in s.rows}
-    own = [(i, s) for i, s in SMOKE_ONLY if not covered.intersection(s.rows)]
-    return pairs + own + [(MODEL_LOAD_ID, MODEL_LOAD)]
+    return pairs + list(SMOKE_ONLY) + [(MODEL_LOAD_ID, MODEL_LOAD)]
 
 
 HARMLESS: tuple[Harmless, ...] = (
