@@ -35,7 +35,6 @@ from tritondoctor.checks import (
     stub_numpy,
     workspace,
 )
-
 from tritondoctor.checkspec import CheckSpec
 
 CHECKS: tuple[CheckSpec, ...] = (

@@ -14,7 +14,6 @@ import shlex
 from typing import Any
 
 from tritondoctor.checks._envpath import hooks_fix, plural, where
-
 from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.conda import CondaFacts, HookScript
 from tritondoctor.facts.shellvars import ShellAction

@@ -12,7 +12,6 @@ from typing import Sequence
 
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import log_evidence
-
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status, SymbolVersionNeed
 from tritondoctor.gcc_abi import (

@@ -21,7 +21,6 @@ from tritondoctor.checks._envpath import (
     supplied_by_entry,
     where,
 )
-
 from tritondoctor.checkspec import CheckSpec
 from tritondoctor.facts.conda import CondaFacts, LibraryCopy, PathEntry
 from tritondoctor.facts.shellvars import ShellAction

@@ -18,7 +18,6 @@ from tritondoctor.checks._envpath import loader_path_fix
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import loader_path_fix as interp_loader_fix
 from tritondoctor.checks._logs import log_evidence, same_file, short
-
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, LoaderPathNeed, Status
 from tritondoctor.observation import Observation

@@ -7,7 +7,6 @@ from typing import Sequence
 
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import log_evidence
-
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.processes import ServerProcess
 from tritondoctor.facts.runtime import Listener, PortState

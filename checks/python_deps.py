@@ -12,10 +12,9 @@ import re
 import shlex
 from typing import Sequence
 
+from tritondoctor import versions
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import log_evidence, python_command
-
-from tritondoctor import versions
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.facts.target import WATCHED_DISTRIBUTIONS, TargetPython
 from tritondoctor.findings import Finding, FixHint, Status

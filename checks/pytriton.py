@@ -7,7 +7,6 @@ from typing import Sequence
 
 from tritondoctor.checks._logs import AREA as SMOKE_AREA
 from tritondoctor.checks._logs import log_evidence, python_command
-
 from tritondoctor.checkspec import CheckSpec, Match, sig
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.observation import Observation

@@ -12,9 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from tritondoctor.fixes import _pathorder
-
 from tritondoctor import hooks
+from tritondoctor.fixes import _pathorder
 from tritondoctor.plan import FileChange, FixPlan, PlanContext, Prediction
 
 if TYPE_CHECKING:

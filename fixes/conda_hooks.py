@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from tritondoctor import hooks
 from tritondoctor.fixes import _pathorder, apply_changes
 from tritondoctor.fixes._hookplan import Changes, HookLayout, plan_hooks
-
-from tritondoctor import hooks
 from tritondoctor.fixspec import FixSpec
 from tritondoctor.plan import FileChange, FixPlan, PlanContext, Prediction
 

@@ -16,9 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tritondoctor.checks import grpc_proxy
-from tritondoctor.fixes import _pathorder, apply_changes
-
 from tritondoctor.findings import Status
+from tritondoctor.fixes import _pathorder, apply_changes
 from tritondoctor.fixspec import FixSpec
 from tritondoctor.plan import (
     APPEND_BLOCK,

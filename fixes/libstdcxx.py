@@ -41,10 +41,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from tritondoctor.fixes import _pathorder
-
 from tritondoctor.elf import ElfInfo, read_elf
 from tritondoctor.findings import Status, SymbolVersionNeed, needs
+from tritondoctor.fixes import _pathorder
 from tritondoctor.fixspec import FixSpec, files_unchanged
 from tritondoctor.gcc_abi import conda_spec, minimum_gcc
 from tritondoctor.plan import (

@@ -135,7 +135,6 @@ def _is_wheel_stub(path: str, snap: "Snapshot") -> bool:
 
 def _predict(snap: "Snapshot", need: ModelStubNeed, findings: list[Finding], workdir: str) -> _Outcome:
     from tritondoctor.checks import model_repository
-
     from tritondoctor.repository import gather_repositories
 
     root = tempfile.mkdtemp(prefix="model-stub-", dir=workdir or None)

@@ -15,10 +15,9 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from tritondoctor import hooks
 from tritondoctor.fixes import _pathorder, apply_changes
 from tritondoctor.fixes._hookplan import Changes, HookLayout, plan_hooks
-
-from tritondoctor import hooks
 from tritondoctor.fixspec import FixSpec
 from tritondoctor.plan import APPEND_BLOCK, FileChange, FixPlan, PlanContext, Prediction
 

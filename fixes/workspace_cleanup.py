@@ -17,7 +17,6 @@ import shutil
 from typing import TYPE_CHECKING
 
 from tritondoctor.checks import stale_workspaces
-
 from tritondoctor.facts import workspaces as workspaces_facts
 from tritondoctor.facts.runtime import human_bytes
 from tritondoctor.fixspec import FixSpec

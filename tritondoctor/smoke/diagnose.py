@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from tritondoctor.checks._logs import log_evidence, python_command, short
@@ -49,13 +50,14 @@ SMOKE_ONLY: tuple[tuple[str, LogSignature], ...] = (
 )
 
 
-def signatures() -> list[tuple[str, LogSignature]]:
+@lru_cache(maxsize=1)
+def signatures() -> tuple[tuple[str, LogSignature], ...]:
     """(id, signature) of every check in report order, then smoke's own; the first id that
     matches a line wins it (the declared order puts the more specific first)."""
     from tritondoctor.registry import all_checks
 
     pairs = [(spec.id, s) for spec in all_checks() for s in spec.signatures]
-    return pairs + list(SMOKE_ONLY) + [(MODEL_LOAD_ID, MODEL_LOAD)]
+    return (*pairs, *SMOKE_ONLY, (MODEL_LOAD_ID, MODEL_LOAD))
 
 
 HARMLESS: tuple[Harmless, ...] = (
@@ -105,8 +107,14 @@ def scan(text: str, gpu_present: bool = False) -> list[Match]:
 
 def is_fatal(line: str) -> bool:
     """Whether a single log line already decides that the run has failed: a fast-fail signature
-    (after it a load may hang rather than fail, so the runner stops waiting by itself)."""
-    return any(s.fast_fail and s.pattern.search(line) for _, s in signatures())
+    (after it a load may hang rather than fail, so the runner stops waiting by itself). Called for
+    every line the server prints: the table is built once."""
+    return any(s.pattern.search(line) for s in _fast_fail())
+
+
+@lru_cache(maxsize=1)
+def _fast_fail() -> tuple[LogSignature, ...]:
+    return tuple(s for _, s in signatures() if s.fast_fail)
 
 
 def harmless_lines(text: str, gpu_present: bool) -> list[tuple[str, str]]:

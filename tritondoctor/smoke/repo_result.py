@@ -117,7 +117,7 @@ def observation(run: RunRecord, timeout: float) -> Observation:
     own = os.path.join(target.libdir, target.instsoname) if target.libdir and target.instsoname else None
     interp = Interpreter(python=target.executable, version=target.version_string, minor=target.minor,
                          prefix=target.prefix, env_kind=target.env_kind, libdir=target.libdir,
-                         enable_shared=target.enable_shared, own_libpython=own if own and os.path.exists(own) else None,
+                         enable_shared=target.enable_shared, own_libpython=os.path.realpath(own) if own and os.path.exists(own) else None,
                          pytriton=run.install.version if run.install else None)
     from tritondoctor.smoke.model_script import nvidia_device_present
 
