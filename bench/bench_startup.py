@@ -8,6 +8,12 @@ ratio is taken pair by pair and its median printed. The warm runs use a private 
 filled by one run first (what a user's second run finds); the cold runs point
 TRITONDOCTOR_CACHE_DIR at a new empty directory each time. Bytecode is written and used as a
 pip-installed package has it (PYTHONDONTWRITEBYTECODE is dropped for the runs).
+
+It also prints the floor under those ratios, measured the same way: `python -c "import typer"`
+(the command line library the issue asks to keep; any typer command pays it) and, for the cold
+cache, that import with pyelftools' ELFFile (the card's ELF reader, needed when nothing is cached)
+plus the target interpreter's probe run on its own (a cache miss must start the target Python
+once). No version of `check` built on those parts can start faster than the floor.
 """
 
 from __future__ import annotations
@@ -21,11 +27,23 @@ import sys
 import tempfile
 import time
 
+from tritondoctor.facts.target import probe_script
+
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     return time.perf_counter() - start
+
+
+def paired_ratio(cmd: list[str], bare: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall time of `cmd` and median ratio to `bare`, in pairs."""
+    times, ratios = [], []
+    for _ in range(runs):
+        c = wall(cmd, env)
+        ratios.append(c / wall(bare, env))
+        times.append(c)
+    return statistics.median(times), statistics.median(ratios)
 
 
 def paired(check: list[str], bare: list[str], env: dict[str, str], runs: int, cold: bool) -> tuple[float, float, float]:
@@ -61,6 +79,10 @@ def main() -> int:
                    "cold": paired(check, bare, env, args.runs, cold=True)}
     finally:
         shutil.rmtree(warm_cache, ignore_errors=True)
+        typer_s, typer_ratio = paired_ratio([sys.executable, "-c", "import typer"], bare, env, args.runs)
+        elf_s, elf_ratio = paired_ratio([sys.executable, "-c", "import typer; from elftools.elf.elffile import ELFFile"],
+                                        bare, env, args.runs)
+        probe_s, probe_ratio = paired_ratio([args.python, "-c", probe_script()], bare, env, args.runs)
     ok = True
     for label, target in (("warm", 4.0), ("cold", 8.0)):
         check_s, bare_s, ratio = results[label]
@@ -69,6 +91,11 @@ def main() -> int:
         print(f"{label}: check --json {check_s * 1000:6.1f} ms, python -c pass {bare_s * 1000:5.1f} ms, "
               f"ratio {ratio:4.2f} (median of {args.runs} pairs; target <= {target:.0f}) "
               f"{'within' if within else 'OVER'}")
+    print(f"floor: import typer {typer_s * 1000:5.1f} ms (ratio {typer_ratio:4.2f}); with pyelftools "
+          f"{elf_s * 1000:5.1f} ms ({elf_ratio:4.2f}); the interpreter probe alone {probe_s * 1000:5.1f} ms "
+          f"({probe_ratio:4.2f})")
+    print(f"floor: warm >= {typer_ratio:4.2f}, cold >= {elf_ratio + probe_ratio:4.2f} before tritondoctor's own "
+          "modules are imported or anything is read")
     return 0 if ok else 1
 
 

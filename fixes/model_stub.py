@@ -32,6 +32,7 @@ from tritondoctor.plan import (
     PlanContext,
     Prediction,
     file_sha256,
+    sha256_bytes,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ def _plan_model(snap: "Snapshot", finding: Finding, findings: list[Finding], ctx
     command = Command(("cp", need.stub, dest), f"sha256 {source_sha}")
     change = FileChange(dest, REPLACE if before else CREATE, "", before, mode=0o755,
                         block=f"the Python {need.minor} stub nvidia-pytriton ships ({need.stub}, sha256 {source_sha})",
-                        description=f"model '{need.model}': its own stub for Python {need.minor}")
+                        description=f"model '{need.model}': its own stub for Python {need.minor}",
+                        after_sha256=source_sha)
     if os.path.lexists(dest) and not _is_wheel_stub(dest, snap) and not ctx.force:
         reason = (f"{dest} is not a stub nvidia-pytriton ships (a custom build?); kept — --force replaces it, "
                   "backed up by the journal")
@@ -173,7 +175,7 @@ def apply(plan: FixPlan, journal: "Journal") -> None:
         source, dest = command.argv[1], command.argv[2]
         with open(source, "rb") as fh:
             data = fh.read()
-        if command.description != f"sha256 {_sha(data)}":
+        if sha256_bytes(data) != change.after_sha256:
             raise ApplyError(f"{source} changed since the plan was made; nothing more was written")
         if os.path.realpath(os.path.dirname(dest)) != journal.prefix:
             raise ApplyError(f"{dest}: not in the model directory {journal.prefix}")
@@ -206,12 +208,6 @@ def settle_backend_chmod(model_dir: str) -> bool:
             os.chmod(path, after["mode"])
             return True
     return False
-
-
-def _sha(data: bytes) -> str:
-    from tritondoctor.plan import sha256_bytes
-
-    return sha256_bytes(data)
 
 
 FIX = FixSpec(ID, plan, apply, summary="copy the stub for the model's Python into its model directory",

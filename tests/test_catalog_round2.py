@@ -222,6 +222,31 @@ def test_row31_foreign_stub_against_record(tmp_path: Path, snap: Snapshot) -> No
     assert stub_build.run(bad)[0].status is Status.ERROR
 
 
+def test_row31_remembered_digest_follows_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second check takes the digest from the cache; the same file rewritten in place (same size,
+    mtime put back) is hashed again, and the cache file holds what the next process needs."""
+    from tritondoctor.cache import JsonCache
+
+    cache = JsonCache(str(tmp_path / "cache"), "digests-v1.json", 8)
+    monkeypatch.setattr(pkgfiles, "_digest_cache", cache)
+    binary = tmp_path / "libtriton_python.so"
+    binary.write_bytes(b"A" * 4096)
+    first = pkgfiles._sha256_b64(str(binary))
+    reads: list[int] = []
+    real_get = cache.get
+    monkeypatch.setattr(cache, "get", lambda key: reads.append(1) or real_get(key))
+    assert pkgfiles._sha256_b64(str(binary)) == first and reads == [1]
+    before = binary.stat()
+    binary.write_bytes(b"B" * 4096)
+    os.utime(binary, ns=(before.st_atime_ns, before.st_mtime_ns))
+    second = pkgfiles._sha256_b64(str(binary))
+    assert second != first
+    cache.save()
+    fresh = JsonCache(str(tmp_path / "cache"), "digests-v1.json", 8)
+    assert fresh.get(pkgfiles._content_identity(binary.stat())) == {"sha256": second}
+    assert pkgfiles._sha256_b64(str(tmp_path / "missing")) is None
+
+
 # --- row 35: tritonclient against grpcio / protobuf -----------------------------------------------
 
 def test_row35_client_metadata_against_installed(tmp_path: Path, snap: Snapshot) -> None:

@@ -78,6 +78,8 @@ def test_fix_copies_the_39_stub_then_undo_restores_the_repository(
     dry = _td(python, "fix", "--dry-run", "--json", "--model-repository", str(repo), env=env)
     plans = [p for p in json.loads(dry.stdout)["plans"] if p["id"] == "model-stub"]
     assert [p["prefix"] for p in plans] == [str(model)] and plans[0]["prediction"]["proven"], dry.stdout
+    stub_sha = hashlib.sha256(Path(plans[0]["commands"][0]["argv"][1]).read_bytes()).hexdigest()
+    assert plans[0]["changes"][0]["sha256_after"] == stub_sha and plans[0]["changes"][0]["sha256_before"] is None
     assert _tree(repo) == before, "--dry-run changed the repository"
 
     fixed = _td(python, "fix", "--yes", "--no-smoke", "--json", "--model-repository", str(repo), env=env)

@@ -97,3 +97,17 @@ def test_python_option_is_passed_to_each_node(cluster: Cluster, tmp_path: Any) -
     summary = json.loads(proc.stdout)
     assert proc.returncode == 2 and summary["readable"] == 0 and len(summary["unreadable"]) == 3
     assert all(missing in u["error"] for u in summary["unreadable"]), summary["unreadable"]
+
+
+def test_an_address_where_nothing_listens_is_one_line_at_once() -> None:
+    """Ray itself retries such an address for minutes; tritondoctor says so before calling it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        proc = run(["-m", "tritondoctor", "fleet", "run", "--ray", address], timeout=60)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert proc.stderr.splitlines() == [
+            f"tritondoctor: error: cannot connect to a Ray cluster at {address}: connection refused"]

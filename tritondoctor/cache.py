@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import tempfile
 import threading
 from typing import Any
 
@@ -105,7 +104,9 @@ class JsonCache:
                 # entries this run used go to the end, the oldest beyond the cap are dropped.
                 order = [k for k in self._memory if k not in self._used] + [k for k in self._memory if k in self._used]
                 kept = {k: self._memory[k] for k in order[-self._max_entries:]}
-                fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=".elf-cache-")
+                import tempfile  # only when something new is written, at exit
+
+                fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=f".{self._filename}-")
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     json.dump(kept, fh, separators=(",", ":"))
                 os.replace(tmp, self._file)

@@ -47,7 +47,8 @@ def file_sha256(path: str) -> str | None:
 class FileChange:
     """One file a plan writes. `content` is the file's complete new text; `block` is the part the
     plan adds (or removes), for display; `before_sha256` is what the file held when the plan was
-    made (None: absent), so a stale plan is noticed under the lock instead of overwriting."""
+    made (None: absent), so a stale plan is noticed under the lock instead of overwriting.
+    `after_sha256` is set where `content` is not the new bytes (a binary the fix copies)."""
 
     path: str
     kind: str
@@ -56,6 +57,7 @@ class FileChange:
     block: str = ""
     mode: int = 0o644
     description: str = ""
+    after_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,7 +66,7 @@ class FileChange:
             "description": self.description,
             "block": self.block or self.content,
             "sha256_before": self.before_sha256,
-            "sha256_after": sha256_bytes(self.content.encode()),
+            "sha256_after": self.after_sha256 or sha256_bytes(self.content.encode()),
             "mode": oct(self.mode),
         }
 

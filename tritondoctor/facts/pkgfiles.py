@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
+from tritondoctor.cache import JsonCache, cache_dir
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.inputs import EnvReads
 
@@ -103,17 +104,41 @@ def _record(install: "PyTritonInstall") -> dict[str, str]:
     return out
 
 
-def _sha256_b64(path: str) -> Optional[str]:
-    import hashlib  # only when a file's hash is compared with the wheel's RECORD
+MAX_CACHED_DIGESTS = 64
+_digest_cache: JsonCache | None = None
 
-    digest = hashlib.sha256()
+
+def _digests() -> JsonCache:
+    global _digest_cache
+    if _digest_cache is None:
+        _digest_cache = JsonCache(cache_dir(), "digests-v1.json", MAX_CACHED_DIGESTS)
+    return _digest_cache
+
+
+def _content_identity(st: os.stat_result) -> str:
+    # ctime too: any write (or a copy with the old mtime kept) changes it, and it cannot be set back
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _sha256_b64(path: str) -> Optional[str]:
+    """The file's sha256 as RECORD writes it; remembered by file identity, so a second `check`
+    does not read the megabytes of the python backend again."""
     try:
         with open(path, "rb") as fh:
+            key = _content_identity(os.fstat(fh.fileno()))
+            hit = _digests().get(key)
+            if hit is not None and isinstance(hit.get("sha256"), str):
+                return hit["sha256"]
+            import hashlib  # only when a file's hash is not remembered
+
+            digest = hashlib.sha256()
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError:
         return None
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    _digests().put(key, {"sha256": actual})
+    return actual
 
 
 def foreign_binaries(install: "PyTritonInstall", minor: Optional[str]) -> tuple[ForeignBinary, ...]:

@@ -263,8 +263,13 @@ def probe(executable: str, environ: Mapping[str, str], selected_by: str = "") ->
     return _from_probe(data, executable, selected_by)
 
 
+def probe_script() -> str:
+    """The Python source the probe runs in the target interpreter (`python -c`)."""
+    return f"WATCHED = {list(WATCHED_DISTRIBUTIONS)!r}\n" + _PROBE
+
+
 def _run_probe(executable: str, environ: Mapping[str, str], timeout: float) -> dict[str, Any]:
-    script = f"WATCHED = {list(WATCHED_DISTRIBUTIONS)!r}\n" + _PROBE
+    script = probe_script()
     # The user's environment as is (PYTHONPATH, PYTHONHOME and the user site shape what PyTriton
     # sees, so no -I / -E), less the one knob that would leave the probe at an interactive prompt.
     env = {k: v for k, v in environ.items() if k != "PYTHONINSPECT"}

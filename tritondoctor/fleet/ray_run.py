@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tritondoctor.errors import UsageError
 from tritondoctor.fleet.merge import NodeReport, as_node
@@ -18,6 +18,9 @@ from tritondoctor.fleet.merge import NodeReport, as_node
 INSTALL_HINT = "fleet run --ray needs Ray: pip install 'tritondoctor[ray]'"
 # Beyond --timeout, for the task to be scheduled and a worker process to start on the node.
 GRACE_S = 10.0
+# Ray retries an address where nothing answers for minutes before it gives up; a GCS or Ray client
+# server that is up accepts a TCP connection at once.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def import_ray() -> Any:
@@ -33,8 +36,38 @@ def _first_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
+def _host_port(address: str) -> Optional[Tuple[str, int]]:
+    """(host, port) of an explicit `host:port` or `ray://host:port` address; None for the forms
+    Ray resolves itself (auto, local) or cannot parse (it says why)."""
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def unreachable(address: str) -> Optional[str]:
+    """Why nothing at `address` accepts a connection; None when something does, or for addresses
+    that are not host:port."""
+    import socket
+
+    endpoint = _host_port(address)
+    if endpoint is None:
+        return None
+    try:
+        socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S).close()
+    except socket.timeout:
+        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None
+
+
 def connect(ray: Any, address: Optional[str]) -> None:
     target = address or os.environ.get("RAY_ADDRESS") or "auto"
+    why = unreachable(target)
+    if why:
+        raise UsageError(f"cannot connect to a Ray cluster at {target}: {why}")
     try:
         ray.init(address=target, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
