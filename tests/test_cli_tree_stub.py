@@ -32,3 +32,45 @@ def test_stub_with_a_file_or_imports_without_stub_are_usage_errors(tmp_path) -> 
     for args in (("--stub", "/bin/true"), ("/bin/true", "--imports", "numpy")):
         proc = _tree(*args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_model_repository_gives_one_tree_per_python_model(tmp_path) -> None:
+    """Per model: its stub, its imports followed from model.py; a model whose execution
+    environment is missing is named with why, and makes the exit status 1; a model of another
+    backend has no stub and is not listed."""
+    pytest.importorskip("pytriton")
+    from repo_fixtures import write_model
+    from repo_server_fixtures import write_add_sub
+
+    repo = tmp_path / "repo"
+    write_add_sub(repo, "plain")
+    write_model(repo, "lost_env", env="$$TRITON_MODEL_DIRECTORY/env.tar.gz")
+    write_model(repo, "onnx", backend="onnxruntime", model_py=None)
+    proc = _tree("--stub", "--model-repository", str(repo), "--json", "--python", sys.executable)
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    models = {m["model"]: m for m in data["models"]}
+    assert sorted(models) == ["lost_env", "plain"] and data["errors"] == []
+    plain = models["plain"]
+    assert plain["env"] is None and plain["extensions_from"] == "imports" and not plain["errors"]
+    assert any(os.path.basename(lib["path"] or "").startswith("libpython3.") for lib in plain["libraries"])
+    assert any(e["module"].startswith("numpy") for e in plain["extensions"])  # the stub imports numpy itself
+    lost = models["lost_env"]
+    assert lost["libraries"] == [] and lost["errors"] == [
+        f"execution environment {repo / 'lost_env' / 'env.tar.gz'}: {repo / 'lost_env' / 'env.tar.gz'} does not exist"]
+
+    text = _tree("--stub", "--model-repository", str(repo), "--python", sys.executable)
+    assert "model 'plain'" in text.stdout and "does not exist" in text.stdout, text.stdout[-2000:]
+
+
+def test_model_repository_options_are_checked_in_one_line(tmp_path) -> None:
+    cases = (
+        (("--stub", "--model-repository", str(tmp_path / "nope")), "--model-repository"),
+        (("--stub", "--model-repository", str(tmp_path), "--backend-directory", str(tmp_path / "nope")),
+         "--backend-directory"),
+        (("/bin/true", "--model-repository", str(tmp_path)), "go with --stub"),
+        (("--stub", "--backend-directory", str(tmp_path)), "goes with --model-repository"),
+    )
+    for args, words in cases:
+        proc = _tree(*args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and words in proc.stderr, (args, proc.stderr)

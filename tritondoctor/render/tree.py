@@ -85,4 +85,25 @@ def render_stub_tree(console: "Console", data: dict) -> None:  # type: ignore[ty
     for file, version in sorted(missing_versions, key=str):
         console.print(f"[red]version {escape(str(version))} not found in {escape(str(file))}[/]")
     for module in data.get("missing_modules", []):
-        console.print(f"[red]module {escape(str(module))} is not installed in the target environment[/]")
+        where = f"its execution environment {data['env']}" if data.get("env") else "the target environment"
+        console.print(f"[red]module {escape(str(module))} is not installed in {escape(where)}[/]")
+    for error in data.get("errors", []):
+        console.print(f"[red]{escape(str(error))}[/]")
+
+
+def render_model_trees(console: "Console", data: dict) -> None:  # type: ignore[type-arg]
+    """`tree --stub --model-repository`: one stub tree per python-backend model."""
+    from rich.markup import escape
+
+    for error in data.get("errors", []):
+        console.print(f"[red]{escape(str(error))}[/]")
+    if not data.get("models"):
+        console.print("no python-backend model in the repository")
+    for model in data.get("models", []):
+        env = f", execution environment {model['env']}" if model.get("env") else ""
+        console.print(f"\n[bold]model '{escape(str(model.get('model')))}'[/] in {escape(str(model.get('repository')))}"
+                      f"{escape(env)}")
+        render_stub_tree(console, model)
+        if model.get("extensions_from") == "packages":
+            console.print("[dim]extension modules: every one in each imported package (the execution environment "
+                          "is not run, so its imports are not followed)[/]")

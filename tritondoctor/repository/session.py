@@ -99,8 +99,16 @@ class Session:
 
     # -- one model -------------------------------------------------------------------------------
 
+    def env_of(self, plan: ModelPlan) -> tuple[EnvFacts | None, View | None]:
+        return self.envs.get(plan.env_path, (None, None)) if plan.env_path else (None, None)
+
+    def stub_loader_env(self, view: View | None) -> LoaderEnv:
+        """The loader's view of the stub's process: the env's lib/ first when it has one."""
+        env_lib = view.local("lib") if view is not None else None
+        return self.loader_env.with_environ(closure.stub_environ(self.base_environ, env_lib))
+
     def model_facts(self, plan: ModelPlan) -> ModelFacts:
-        env, view = self.envs.get(plan.env_path, (None, None)) if plan.env_path else (None, None)
+        env, view = self.env_of(plan)
         minor, source = self._python_minor(env)
         stub_tree, stub_closure = self._stub(plan, env, view)
         imports = self._imports(plan, env, view, minor, stub_tree)
@@ -121,7 +129,7 @@ class Session:
             return None, "env"
         return (self.target.minor, "target") if self.target else (None, "")
 
-    def _display(self, env: EnvFacts | None, view: View | None):  # type: ignore[no-untyped-def]
+    def display(self, env: EnvFacts | None, view: View | None):  # type: ignore[no-untyped-def]
         root = view.root.rstrip("/") + "/" if isinstance(view, ArchiveView) else None
 
         def display(path: str) -> str:
@@ -144,38 +152,60 @@ class Session:
             return None, None
         key = (stub.path, stub.run_as, env.path if env else None)
         if key not in self.stubs:
-            env_lib = view.local("lib") if view is not None else None
-            loader_env = self.loader_env.with_environ(closure.stub_environ(self.base_environ, env_lib))
-            display, in_env = self._display(env, view)
-            self.stubs[key] = closure.resolve_stub(stub.path, stub.run_as, loader_env, display, in_env)
+            display, in_env = self.display(env, view)
+            self.stubs[key] = closure.resolve_stub(stub.path, stub.run_as, self.stub_loader_env(view), display, in_env)
         return self.stubs[key]
 
-    def _imports(self, plan: ModelPlan, env: EnvFacts | None, view: View | None, minor: str | None,
-                 stub_tree: ResolvedTree | None) -> tuple[ImportFacts, ...]:
+    def _import_path(self, plan: ModelPlan, env: EnvFacts | None, view: View | None,
+                     minor: str | None) -> tuple[View | None, tuple[str, ...], list[str]] | None:
+        """Where the stub's Python looks for a module: (the env's view, its directories, file
+        system directories), or None when that cannot be known (an env that did not open)."""
         if env is not None:
             if view is None or minor is None:
-                return ()
+                return None
             env_dirs: tuple[str, ...] = search_dirs(minor)
             fs_dirs: list[str] = []
         elif self.target is not None:
             view, env_dirs, fs_dirs = None, (), [p for p in self.target.sys_path if os.path.isabs(p)]
         else:
+            return None
+        return view, env_dirs, [v.directory for v in plan.versions] + [self.python_lib] + fs_dirs
+
+    def _imports(self, plan: ModelPlan, env: EnvFacts | None, view: View | None, minor: str | None,
+                 stub_tree: ResolvedTree | None) -> tuple[ImportFacts, ...]:
+        where = self._import_path(plan, env, view, minor)
+        if where is None:
             return ()
-        version_dirs = [v.directory for v in plan.versions]
-        fs_dirs = version_dirs + [self.python_lib] + fs_dirs
+        view, env_dirs, fs_dirs = where
         return tuple(self._one_import(i, env, view, env_dirs, fs_dirs, stub_tree) for i in plan.imports)
+
+    def _find(self, module: str, view: View | None, env_dirs: tuple[str, ...],
+              fs_dirs: list[str]) -> tuple[View, str] | None:
+        found = find_module(module, view, env_dirs) if view is not None else None
+        if found is not None and view is not None:
+            return view, found
+        found = find_module(module, self.filesystem, fs_dirs)
+        return (self.filesystem, found) if found is not None else None
+
+    def package_extensions(self, plan: ModelPlan, module: str) -> list[str] | None:
+        """Local paths of the extension modules in the package the stub finds for `module`
+        (all of them, up to MAX_EXTENSIONS); None when it finds none."""
+        env, view = self.env_of(plan)
+        where = self._import_path(plan, env, view, self._python_minor(env)[0])
+        located = self._find(module, *where) if where is not None else None
+        if located is None:
+            return None
+        holder, found = located
+        return [holder.local(f) for f in extension_files(found, holder)[:MAX_EXTENSIONS]]
 
     def _one_import(self, imported, env, view, env_dirs, fs_dirs, stub_tree) -> ImportFacts:  # type: ignore[no-untyped-def]
         if is_builtin(imported.module):
             return ImportFacts(imported.module, imported.line, imported.optional, "(built in)", builtin=True)
-        found = find_module(imported.module, view, env_dirs) if view is not None else None
-        where = view if found else None
-        if found is None:
-            found = find_module(imported.module, self.filesystem, fs_dirs)
-            where = self.filesystem if found else None
-        if found is None or where is None:
+        located = self._find(imported.module, view, env_dirs, fs_dirs)
+        if located is None:
             return ImportFacts(imported.module, imported.line, imported.optional, None)
-        display, _in_env = self._display(env, view)
+        where, found = located
+        display, _in_env = self.display(env, view)
         shown = display(where.local(found)) if where is view else found
         extensions: tuple[ClosureFacts, ...] = ()
         if stub_tree is not None:
@@ -186,8 +216,7 @@ class Session:
     def _extension(self, path: str, stub_tree: ResolvedTree, env: EnvFacts | None, view: View | None) -> ClosureFacts:
         key = (path, stub_tree.file + "|" + (env.path if env else ""))
         if key not in self.extensions:
-            env_lib = view.local("lib") if view is not None else None
-            loader_env = self.loader_env.with_environ(closure.stub_environ(self.base_environ, env_lib))
-            display, in_env = self._display(env, view)
-            self.extensions[key] = closure.resolve_extension(path, stub_tree, loader_env, display, in_env)
+            display, in_env = self.display(env, view)
+            self.extensions[key] = closure.resolve_extension(path, stub_tree, self.stub_loader_env(view), display,
+                                                             in_env)
         return self.extensions[key]
