@@ -37,14 +37,23 @@ def make_private_dirs(directory: str) -> None:
             pass
 
 
+class UserCacheDir:
+    """The directory cache_dir() names when a cache is first used (a module-level cache is made
+    at import, before a test or an embedding caller has set TRITONDOCTOR_CACHE_DIR)."""
+
+
+USER_CACHE_DIR = UserCacheDir()
+
+
 class JsonCache:
-    """A table of JSON values in memory, mirrored to one file in `directory` (None: memory only).
+    """A table of JSON values in memory, mirrored to one file in `directory` (None: memory only;
+    USER_CACHE_DIR: cache_dir() at first use).
 
     Loaded on first use, written once when the process ends (atomically), least recently used
     entries dropped beyond `max_entries` so that the file stays quick to load.
     """
 
-    def __init__(self, directory: str | None, filename: str, max_entries: int) -> None:
+    def __init__(self, directory: str | None | UserCacheDir, filename: str, max_entries: int) -> None:
         self._directory = directory
         self._filename = filename
         self._max_entries = max_entries
@@ -57,6 +66,8 @@ class JsonCache:
 
     @property
     def _file(self) -> str | None:
+        if isinstance(self._directory, UserCacheDir):
+            self._directory = cache_dir()
         return os.path.join(self._directory, self._filename) if self._directory else None
 
     def _load(self) -> None:
@@ -99,7 +110,8 @@ class JsonCache:
             if not self._dirty or not self._file:
                 return
             try:
-                make_private_dirs(self._directory or ".")
+                assert isinstance(self._directory, str)  # resolved by _file
+                make_private_dirs(self._directory)
                 # Least recently used first, so the file stays small enough to load in a few ms:
                 # entries this run used go to the end, the oldest beyond the cap are dropped.
                 order = [k for k in self._memory if k not in self._used] + [k for k in self._memory if k in self._used]

@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tritondoctor.cache import JsonCache, cache_dir
+from tritondoctor.cache import USER_CACHE_DIR, JsonCache, UserCacheDir
 
 DF_1_NODEFLIB = 0x800
 VER_FLG_BASE = 0x1  # <elf.h>; pyelftools itself is imported only on a cache miss (~60 ms)
@@ -343,18 +343,15 @@ def _from_cacheable(path: str, data: dict[str, Any]) -> ElfInfo | ElfError:
     )
 
 
-_default_cache: JsonCache | None = None
-
-
-def elf_cache(directory: str | None) -> JsonCache:
+def elf_cache(directory: str | None | UserCacheDir) -> JsonCache:
     """Parsed ELF facts keyed by file identity (device, inode, size, mtime); None: memory only."""
     return JsonCache(directory, f"elf-v{CACHE_FORMAT}.json", MAX_CACHED_FILES)
 
 
+_default_cache = elf_cache(USER_CACHE_DIR)
+
+
 def default_cache() -> JsonCache:
-    global _default_cache
-    if _default_cache is None:
-        _default_cache = elf_cache(cache_dir())
     return _default_cache
 
 

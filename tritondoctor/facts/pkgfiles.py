@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from tritondoctor.cache import JsonCache, cache_dir
+from tritondoctor.cache import USER_CACHE_DIR, JsonCache
 from tritondoctor.facts import target as target_facts
 from tritondoctor.facts.inputs import EnvReads
 
@@ -105,14 +105,7 @@ def _record(install: "PyTritonInstall") -> dict[str, str]:
 
 
 MAX_CACHED_DIGESTS = 64
-_digest_cache: JsonCache | None = None
-
-
-def _digests() -> JsonCache:
-    global _digest_cache
-    if _digest_cache is None:
-        _digest_cache = JsonCache(cache_dir(), "digests-v1.json", MAX_CACHED_DIGESTS)
-    return _digest_cache
+_digest_cache = JsonCache(USER_CACHE_DIR, "digests-v1.json", MAX_CACHED_DIGESTS)
 
 
 def _content_identity(st: os.stat_result) -> str:
@@ -126,7 +119,7 @@ def _sha256_b64(path: str) -> Optional[str]:
     try:
         with open(path, "rb") as fh:
             key = _content_identity(os.fstat(fh.fileno()))
-            hit = _digests().get(key)
+            hit = _digest_cache.get(key)
             if hit is not None and isinstance(hit.get("sha256"), str):
                 return hit["sha256"]
             import hashlib  # only when a file's hash is not remembered
@@ -137,7 +130,7 @@ def _sha256_b64(path: str) -> Optional[str]:
     except OSError:
         return None
     actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-    _digests().put(key, {"sha256": actual})
+    _digest_cache.put(key, {"sha256": actual})
     return actual
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tritondoctor.cache import JsonCache, cache_dir
+from tritondoctor.cache import USER_CACHE_DIR, JsonCache
 from tritondoctor.errors import UsageError
 from tritondoctor.facts.inputs import EnvReads
 
@@ -202,13 +202,10 @@ def _stamp(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-_probe_cache: JsonCache | None = None
+_probe_cache = JsonCache(USER_CACHE_DIR, "probe-v2.json", MAX_CACHED_PROBES)
 
 
 def _cache() -> JsonCache:
-    global _probe_cache
-    if _probe_cache is None:
-        _probe_cache = JsonCache(cache_dir(), "probe-v2.json", MAX_CACHED_PROBES)
     return _probe_cache
 
 
