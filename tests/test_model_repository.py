@@ -209,6 +209,38 @@ def test_extension_needs_newer_glibcxx_than_the_stubs_libstdcxx(tmp_path: Path, 
     assert error.fix is not None and "libstdcxx-ng>=13.2" in error.fix.summary
 
 
+def test_stub_tree_per_model_dlopens_a_named_module_from_inside_the_tarball(
+        tmp_path: Path, prefixes: dict[str, Path], target: TargetPython, backends: str, temp_dirs: set[str]) -> None:
+    """`tree --stub --model-repository --imports fancy`: a module model.py does not import is
+    unpacked from the tarball too, dlopen()ed into the stub's link map, and its GLIBCXX need is
+    checked against the env's libstdc++.so.6 the stub loaded first."""
+    from tritondoctor.repository.trees import model_stub_trees
+
+    prefix = clone(prefixes["3.11"], tmp_path / "env")
+    build_old_libstdcxx(tmp_path / "build", "GLIBCXX_3.4.30", "CXXABI_1.3.13").rename(prefix / "lib" / "libstdc++.so.6")
+    extension_package(Fixtures(tmp_path), site_packages(prefix, "3.11"), "fancy", "3.11", needs="GLIBCXX_3.4.32")
+    archive = pack(prefix, tmp_path / "fancy.tar.gz")
+    repo = tmp_path / "repo"
+    write_model(repo, "plain_model", env=str(archive), model_py="import os\n")
+
+    def tree(imports: list[str]) -> dict:
+        data = model_stub_trees([str(repo)], target, clean_environ(), backends, imports, cwd=str(tmp_path))
+        (model,) = data["models"]
+        assert model["env"] == str(archive) and model["extensions_from"] == "packages" and not model["errors"]
+        return model
+
+    plain = tree([])
+    assert plain["extensions"] == [] and plain["version_errors"] == []
+    assert f"{archive}!lib/libstdc++.so.6" in [lib["path"] for lib in plain["libraries"]]
+    named = tree(["fancy"])
+    [extension] = named["extensions"]
+    assert extension["module"] == "fancy" and extension["path"] == (
+        f"{archive}!lib/python3.11/site-packages/fancy/_core.cpython-311-x86_64-linux-gnu.so")
+    assert [(e["version"], e["file"]) for e in named["version_errors"]] == [
+        ("GLIBCXX_3.4.32", f"{archive}!lib/libstdc++.so.6")]
+    assert no_temp_left(temp_dirs)
+
+
 def test_corrupt_and_truncated_archives(tmp_path: Path, packed: dict[str, Path], target: TargetPython,
                                         backends: str, temp_dirs: set[str]) -> None:
     data = packed["3.11"].read_bytes()

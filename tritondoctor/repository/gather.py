@@ -34,9 +34,11 @@ class Opened:
 
 @contextmanager
 def opened_repositories(dirs: Sequence[str], target: TargetPython | None, environ: Mapping[str, str],
-                        backend_directory: str | None, *, cwd: str, mountinfo: str = MOUNTINFO) -> Iterator[Opened]:
-    """Plan each model and open each execution environment once; whatever was unpacked is gone
-    when the block ends. Raises ParserUnavailable without protobuf's ModelConfig."""
+                        backend_directory: str | None, *, cwd: str, mountinfo: str = MOUNTINFO,
+                        extra_modules: Sequence[str] = ()) -> Iterator[Opened]:
+    """Plan each model and open each execution environment once (unpacking from a tarball what
+    the models' imports and `extra_modules` can load); whatever was unpacked is gone when the
+    block ends. Raises ParserUnavailable without protobuf's ModelConfig."""
     require_parser()
     mounts = read_mounts(mountinfo)
     backend, install = locate_backend(backend_directory, target, environ)
@@ -50,7 +52,7 @@ def opened_repositories(dirs: Sequence[str], target: TargetPython | None, enviro
         listed.append((repository, [plan_model(repository, n, backend, install, mounts, cwd) for n in names], error))
     session = Session(target, base_environ, loader_env, os.path.join(backend.directory, "python"))
     try:
-        session.prepare([p for _r, plans, _e in listed for p in plans])
+        session.prepare([p for _r, plans, _e in listed for p in plans], extra_modules)
         yield Opened(listed, session, backend, mounts)
     finally:
         session.close()

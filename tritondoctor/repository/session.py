@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from tritondoctor.elf import ElfInfo, read_elf
 from tritondoctor.facts.target import TargetPython
@@ -69,9 +69,9 @@ class Session:
 
     # -- environments ----------------------------------------------------------------------------
 
-    def prepare(self, plans: list[ModelPlan]) -> None:
+    def prepare(self, plans: list[ModelPlan], extra_modules: Sequence[str] = ()) -> None:
         """Open every environment once; from a tarball unpack, in the pass that lists it, what
-        the stubs and the imported packages of all its models can load."""
+        the stubs and the imported packages of all its models (and `extra_modules`) can load."""
         by_env: dict[str, list[ModelPlan]] = {}
         for plan in plans:
             if plan.env_path:
@@ -82,7 +82,8 @@ class Session:
                 info = read_elf(stub)
                 if isinstance(info, ElfInfo):
                     stems |= {_stem(n) for n in info.needed}
-            modules = "|".join(sorted({re.escape(i.module) for p in users for i in p.imports})) or "(?!)"
+            names = {i.module for p in users for i in p.imports} | set(extra_modules)
+            modules = "|".join(sorted(re.escape(m) for m in names)) or "(?!)"
             packages = re.compile(
                 r"^lib/python\d+\.\d+/(?:site-packages|lib-dynload)/(?:" + modules + r")(?:/|\.libs/|\.[^/]*\.so$)")
 

@@ -27,13 +27,16 @@ from tritondoctor.repository.types import EnvFacts
 from tritondoctor.stubtree import STUB_MODULES, UTILS_FILE, StubTreeError, locate_extensions, resolve_stub_process
 
 Display = Callable[[str], str]
+# What the stub's Python imports by itself that an execution environment provides as a package.
+STUB_PACKAGES = ("numpy",)
 
 
 def model_stub_trees(dirs: Sequence[str], target: TargetPython | None, environ: Mapping[str, str],
                      backend_directory: str | None, imports: Sequence[str], *, cwd: str) -> dict[str, Any]:
     """{"models": [one `tree --stub` object per python-backend model, with "repository", "model",
     "env" and "extensions_from"], "errors": [repositories that could not be listed]}."""
-    with opened_repositories(dirs, target, environ, backend_directory, cwd=cwd) as opened:
+    with opened_repositories(dirs, target, environ, backend_directory, cwd=cwd,
+                             extra_modules=[*STUB_PACKAGES, *imports]) as opened:
         models = [_model_tree(opened.session, plan, target, imports)
                   for _repository, plans, _error in opened.listed for plan in plans
                   if plan.config_error is None and plan.backend == "python"]
@@ -97,7 +100,7 @@ def _followed_imports(session: Session, plan: ModelPlan, target: TargetPython,
 
 def _package_extensions(session: Session, plan: ModelPlan,
                         named: Sequence[str]) -> tuple[list[dict[str, str]], list[str], str]:
-    modules = ["numpy", *(i.module for i in plan.imports), *named]
+    modules = [*STUB_PACKAGES, *(i.module for i in plan.imports), *named]
     extensions: list[dict[str, str]] = []
     missing: list[str] = []
     for module in dict.fromkeys(m for m in modules if not is_builtin(m)):
