@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import sysconfig
 import time
@@ -21,15 +20,15 @@ from typing import Iterator
 
 import psutil
 import pytest
-
 from repo_fixtures import have_pyenv, numpy_dir, packed_serving_env
 from repo_server_fixtures import write_add_sub
+
 from tritondoctor.elf import read_elf
 from tritondoctor.facts import pytriton as pytriton_facts
 from tritondoctor.facts.target import probe
+from tritondoctor.repository.trees import model_stub_trees
 from tritondoctor.smoke import repo_layout, repo_server
 from tritondoctor.smoke.procs import free_ports
-from tritondoctor.repository.trees import model_stub_trees
 from tritondoctor.stubtree import stub_process_tree
 
 pytestmark = pytest.mark.slow

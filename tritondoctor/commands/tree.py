@@ -20,7 +20,8 @@ def tree(
     imports: str = typer.Option("", "--imports", help="With --stub: modules the model imports (MOD,MOD,...), their extensions included."),
     python: Optional[str] = typer.Option(None, "--python", help="With --stub: the target environment's interpreter."),
     model_repository: List[str] = typer.Option(
-        [], "--model-repository", help="With --stub: one tree per python-backend model of this repository (repeatable)."),
+        [], "--model-repository",
+        help="With --stub: one tree per python-backend model of this repository (repeatable)."),
     backend_directory: Optional[str] = typer.Option(
         None, "--backend-directory", help="With --model-repository: the backend directory tritonserver will use."),
 ) -> int:

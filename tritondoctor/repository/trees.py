@@ -54,7 +54,7 @@ def _model_tree(session: Session, plan: ModelPlan, target: TargetPython | None,
     if why or stub is None:
         return {**head, "file": stub.path if stub else None, "libraries": [], "version_errors": [], "errors": [why],
                 "warnings": [], "extensions": [], "missing_modules": []}
-    wanted = list(dict.fromkeys([*named, *(i.module for i in plan.imports if not i.optional)]))
+    wanted = {*named, *(i.module for i in plan.imports if not i.optional)}  # a missing one is a problem
     if env is None:
         assert target is not None  # _not_modelled
         extensions, missing, source = _followed_imports(session, plan, target, named)
