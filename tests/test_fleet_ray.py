@@ -51,6 +51,22 @@ def run(args: List[str], timeout: float = 240) -> subprocess.CompletedProcess[st
                           env={**os.environ, **LOOPBACK_ENV})
 
 
+def test_no_cluster_to_find_names_this_commands_address_argument(tmp_path: Any) -> None:
+    """`auto` finds no cluster (Ray looks under its temp directory, empty here, and for a running
+    gcs_server): the hint names this command's ADDRESS argument and RAY_ADDRESS, not the
+    --address flag of Ray's own CLI. Placed before the tests that start the module's cluster."""
+    import psutil
+
+    if any(p.info["name"] == "gcs_server" for p in psutil.process_iter(["name"])):
+        pytest.skip("a Ray cluster is running on this machine: `auto` would find it")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "tritondoctor", "fleet", "run", "--ray"], capture_output=True,
+                          text=True, timeout=60, env={**env, **LOOPBACK_ENV, "RAY_TMPDIR": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "tritondoctor: error: no running Ray cluster found from this machine: give its address "
+        "(tritondoctor fleet run --ray HOST:PORT) or set RAY_ADDRESS"], proc.stderr
+
+
 def test_one_check_per_node_pinned_there(cluster: Cluster) -> None:
     proc = run(["-m", "tritondoctor", "fleet", "run", "--ray", cluster.address, "--json", "--timeout", "120"])
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -111,3 +127,4 @@ def test_an_address_where_nothing_listens_is_one_line_at_once() -> None:
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert proc.stderr.splitlines() == [
             f"tritondoctor: error: cannot connect to a Ray cluster at {address}: connection refused"]
+

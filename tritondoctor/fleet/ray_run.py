@@ -70,7 +70,13 @@ def connect(ray: Any, address: Optional[str]) -> None:
         raise UsageError(f"cannot connect to a Ray cluster at {target}: {why}")
     try:
         ray.init(address=target, logging_level=logging.ERROR, log_to_driver=False)
-    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+    except ConnectionError as exc:
+        if target != "auto":
+            raise UsageError(f"cannot connect to a Ray cluster at {target}: {_first_line(exc)}") from None
+        # Ray's own words name its CLI's --address flag, which this command does not have.
+        raise UsageError("no running Ray cluster found from this machine: give its address "
+                         "(tritondoctor fleet run --ray HOST:PORT) or set RAY_ADDRESS") from None
+    except Exception as exc:  # noqa: BLE001 - Ray raises RuntimeError, ValueError...
         raise UsageError(f"cannot connect to a Ray cluster at {target}: {_first_line(exc)}") from None
 
 
