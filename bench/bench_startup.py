@@ -79,10 +79,10 @@ def main() -> int:
                    "cold": paired(check, bare, env, args.runs, cold=True)}
     finally:
         shutil.rmtree(warm_cache, ignore_errors=True)
-        typer_s, typer_ratio = paired_ratio([sys.executable, "-c", "import typer"], bare, env, args.runs)
-        elf_s, elf_ratio = paired_ratio([sys.executable, "-c", "import typer; from elftools.elf.elffile import ELFFile"],
-                                        bare, env, args.runs)
-        probe_s, probe_ratio = paired_ratio([args.python, "-c", probe_script()], bare, env, args.runs)
+    typer_s, typer_ratio = paired_ratio([sys.executable, "-c", "import typer"], bare, env, args.runs)
+    elf_s, elf_ratio = paired_ratio([sys.executable, "-c", "import typer; from elftools.elf.elffile import ELFFile"],
+                                    bare, env, args.runs)
+    probe_s, probe_ratio = paired_ratio([args.python, "-c", probe_script()], bare, env, args.runs)
     ok = True
     for label, target in (("warm", 4.0), ("cold", 8.0)):
         check_s, bare_s, ratio = results[label]

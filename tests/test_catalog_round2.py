@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +244,10 @@ def test_row31_remembered_digest_follows_the_file(tmp_path: Path, monkeypatch: p
     fresh = JsonCache(str(tmp_path / "cache"), "digests-v1.json", 8)
     assert fresh.get(pkgfiles._content_identity(binary.stat())) == {"sha256": second}
     assert pkgfiles._sha256_b64(str(tmp_path / "missing")) is None
+    # A damaged entry is a miss, never an answer.
+    for damaged in (["x"], {"sha256": 7}, {"sha256": "not a digest"}):
+        cache._memory[pkgfiles._content_identity(binary.stat())] = damaged  # type: ignore[assignment]
+        assert pkgfiles._sha256_b64(str(binary)) == second
 
 
 # --- row 35: tritonclient against grpcio / protobuf -----------------------------------------------

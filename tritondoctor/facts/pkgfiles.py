@@ -105,6 +105,7 @@ def _record(install: "PyTritonInstall") -> dict[str, str]:
 
 
 MAX_CACHED_DIGESTS = 64
+_RECORD_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")  # urlsafe base64 of 32 bytes, unpadded
 _digest_cache = JsonCache(USER_CACHE_DIR, "digests-v1.json", MAX_CACHED_DIGESTS)
 
 
@@ -120,8 +121,8 @@ def _sha256_b64(path: str) -> Optional[str]:
         with open(path, "rb") as fh:
             key = _content_identity(os.fstat(fh.fileno()))
             hit = _digest_cache.get(key)
-            if hit is not None and isinstance(hit.get("sha256"), str):
-                return hit["sha256"]
+            if isinstance(hit, dict) and isinstance(hit.get("sha256"), str) and _RECORD_SHA256.fullmatch(hit["sha256"]):
+                return hit["sha256"]  # anything else in the file (damaged, another version's) is a miss
             import hashlib  # only when a file's hash is not remembered
 
             digest = hashlib.sha256()
