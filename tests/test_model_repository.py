@@ -232,12 +232,13 @@ def test_stub_tree_per_model_dlopens_a_named_module_from_inside_the_tarball(
     plain = tree([])
     assert plain["extensions"] == [] and plain["version_errors"] == []
     assert f"{archive}!lib/libstdc++.so.6" in [lib["path"] for lib in plain["libraries"]]
-    named = tree(["fancy"])
+    named = tree(["fancy._core"])  # a submodule names its package's extensions too
     [extension] = named["extensions"]
-    assert extension["module"] == "fancy" and extension["path"] == (
+    assert extension["module"] == "fancy._core" and extension["path"] == (
         f"{archive}!lib/python3.11/site-packages/fancy/_core.cpython-311-x86_64-linux-gnu.so")
     assert [(e["version"], e["file"]) for e in named["version_errors"]] == [
         ("GLIBCXX_3.4.32", f"{archive}!lib/libstdc++.so.6")]
+    assert tree(["not_in_the_env"])["missing_modules"] == ["not_in_the_env"]
     assert no_temp_left(temp_dirs)
 
 

@@ -35,8 +35,8 @@ def model_stub_trees(dirs: Sequence[str], target: TargetPython | None, environ: 
                      backend_directory: str | None, imports: Sequence[str], *, cwd: str) -> dict[str, Any]:
     """{"models": [one `tree --stub` object per python-backend model, with "repository", "model",
     "env" and "extensions_from"], "errors": [repositories that could not be listed]}."""
-    with opened_repositories(dirs, target, environ, backend_directory, cwd=cwd,
-                             extra_modules=[*STUB_PACKAGES, *imports]) as opened:
+    packages = [*STUB_PACKAGES, *(m.split(".")[0] for m in imports)]
+    with opened_repositories(dirs, target, environ, backend_directory, cwd=cwd, extra_modules=packages) as opened:
         models = [_model_tree(opened.session, plan, target, imports)
                   for _repository, plans, _error in opened.listed for plan in plans
                   if plan.config_error is None and plan.backend == "python"]
@@ -100,11 +100,12 @@ def _followed_imports(session: Session, plan: ModelPlan, target: TargetPython,
 
 def _package_extensions(session: Session, plan: ModelPlan,
                         named: Sequence[str]) -> tuple[list[dict[str, str]], list[str], str]:
+    """Every extension module of each package (top-level name) the stub's Python would import."""
     modules = [*STUB_PACKAGES, *(i.module for i in plan.imports), *named]
     extensions: list[dict[str, str]] = []
     missing: list[str] = []
-    for module in dict.fromkeys(m for m in modules if not is_builtin(m)):
-        files = session.package_extensions(plan, module)
+    for module in dict.fromkeys(m for m in modules if not is_builtin(m.split(".")[0])):
+        files = session.package_extensions(plan, module.split(".")[0])
         if files is None:
             missing.append(module)
             continue
