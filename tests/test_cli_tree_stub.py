@@ -36,8 +36,8 @@ def test_stub_with_a_file_or_imports_without_stub_are_usage_errors(tmp_path) -> 
 
 def test_model_repository_gives_one_tree_per_python_model(tmp_path) -> None:
     """Per model: its stub, its imports followed from model.py; a model whose execution
-    environment is missing is named with why, and makes the exit status 1; a model of another
-    backend has no stub and is not listed."""
+    environment is missing, or whose config.pbtxt does not parse, is named with why, and makes
+    the exit status 1; a model of another backend has no stub and is not listed."""
     pytest.importorskip("pytriton")
     from repo_fixtures import write_model
     from repo_server_fixtures import write_add_sub
@@ -46,11 +46,14 @@ def test_model_repository_gives_one_tree_per_python_model(tmp_path) -> None:
     write_add_sub(repo, "plain")
     write_model(repo, "lost_env", env="$$TRITON_MODEL_DIRECTORY/env.tar.gz")
     write_model(repo, "onnx", backend="onnxruntime", model_py=None)
+    write_model(repo, "typo", config='name: "typo"\nbackend: "python"\nmax_batch_size: [\n')
     proc = _tree("--stub", "--model-repository", str(repo), "--json", "--python", sys.executable)
     assert proc.returncode == 1, proc.stderr
     data = json.loads(proc.stdout)
     models = {m["model"]: m for m in data["models"]}
-    assert sorted(models) == ["lost_env", "plain"] and data["errors"] == []
+    assert sorted(models) == ["lost_env", "plain", "typo"] and data["errors"] == []
+    [config_error] = models["typo"]["errors"]
+    assert config_error.startswith(f"{repo / 'typo' / 'config.pbtxt'}:3:") and models["typo"]["libraries"] == []
     plain = models["plain"]
     assert plain["env"] is None and plain["extensions_from"] == "imports" and not plain["errors"]
     assert any(os.path.basename(lib["path"] or "").startswith("libpython3.") for lib in plain["libraries"])

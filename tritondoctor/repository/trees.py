@@ -33,13 +33,14 @@ STUB_PACKAGES = ("numpy",)
 
 def model_stub_trees(dirs: Sequence[str], target: TargetPython | None, environ: Mapping[str, str],
                      backend_directory: str | None, imports: Sequence[str], *, cwd: str) -> dict[str, Any]:
-    """{"models": [one `tree --stub` object per python-backend model, with "repository", "model",
-    "env" and "extensions_from"], "errors": [repositories that could not be listed]}."""
+    """{"models": [one `tree --stub` object per python-backend model (and per model whose
+    config.pbtxt cannot be read, with the error), with "repository", "model", "env" and
+    "extensions_from"], "errors": [repositories that could not be listed]}."""
     packages = [*STUB_PACKAGES, *(m.split(".")[0] for m in imports)]
     with opened_repositories(dirs, target, environ, backend_directory, cwd=cwd, extra_modules=packages) as opened:
         models = [_model_tree(opened.session, plan, target, imports)
                   for _repository, plans, _error in opened.listed for plan in plans
-                  if plan.config_error is None and plan.backend == "python"]
+                  if plan.config_error is not None or plan.backend == "python"]
         errors = [error for _repository, _plans, error in opened.listed if error]
     return {"models": models, "errors": errors}
 
@@ -72,6 +73,10 @@ def _model_tree(session: Session, plan: ModelPlan, target: TargetPython | None,
 
 
 def _not_modelled(plan: ModelPlan, env: EnvFacts | None, view: View | None, target: TargetPython | None) -> str:
+    if plan.config_error is not None:  # its backend is unknown: it may be a python model
+        error = plan.config_error
+        where = ":".join(str(p) for p in (error.file, error.line, error.column) if p is not None)
+        return f"{where}: {error.message}"
     stub = plan.stub
     if stub is None or not stub.exists:
         return f"no python backend stub at {stub.path if stub else 'the backend directory'}"
