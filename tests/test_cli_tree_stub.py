@@ -64,6 +64,7 @@ def test_model_repository_gives_one_tree_per_python_model(tmp_path) -> None:
 
     text = _tree("--stub", "--model-repository", str(repo), "--python", sys.executable)
     assert "model 'plain'" in text.stdout and "does not exist" in text.stdout, text.stdout[-2000:]
+    assert "None" not in text.stdout  # a model without a stub to draw has no stub line
 
 
 def test_model_repository_options_are_checked_in_one_line(tmp_path) -> None:

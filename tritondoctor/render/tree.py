@@ -72,7 +72,8 @@ def render_stub_tree(console: "Console", data: dict) -> None:  # type: ignore[ty
     found; extension modules of the named imports marked as such."""
     from rich.markup import escape
 
-    console.print(f"[bold]{escape(str(data.get('file')))}[/] as run from {escape(str(data.get('run_as') or '?'))}")
+    if data.get("file"):
+        console.print(f"[bold]{escape(str(data['file']))}[/] as run from {escape(str(data.get('run_as') or '?'))}")
     missing_versions = {(v.get("file"), v.get("version")) for v in data.get("version_errors", [])}
     bad_files = {f for f, _ in missing_versions}
     for lib in data.get("libraries", []):
