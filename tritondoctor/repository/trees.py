@@ -53,8 +53,9 @@ def _model_tree(session: Session, plan: ModelPlan, target: TargetPython | None,
     stub = plan.stub
     why = _not_modelled(plan, env, view, target)
     if why or stub is None:
-        return {**head, "file": stub.path if stub else None, "libraries": [], "version_errors": [], "errors": [why],
-                "warnings": [], "extensions": [], "missing_modules": []}
+        return {**head, "file": stub.path if stub else None, "run_as": (stub.run_as or stub.path) if stub else None,
+                "libraries": [], "version_errors": [], "errors": [why], "warnings": [], "extensions": [],
+                "missing_modules": []}
     wanted = {*named, *(i.module for i in plan.imports if not i.optional)}  # a missing one is a problem
     if env is None:
         assert target is not None  # _not_modelled
