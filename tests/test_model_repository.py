@@ -193,13 +193,18 @@ def test_import_the_env_does_not_provide(tmp_path: Path, packed: dict[str, Path]
     assert "line 3 imports 'torch'" in error.title and str(packed["3.11"]) in error.title
 
 
-def test_extension_needs_newer_glibcxx_than_the_stubs_libstdcxx(tmp_path: Path, prefixes: dict[str, Path],
-                                                                target: TargetPython, backends: str) -> None:
+def fancy_env(tmp_path: Path, prefixes: dict[str, Path]) -> Path:
+    """A packed 3.11 env whose libstdc++.so.6 is enough for the stub (GLIBCXX_3.4.30) and too old
+    for the package `fancy`, whose extension needs GLIBCXX_3.4.32 from a vendored one."""
     prefix = clone(prefixes["3.11"], tmp_path / "env")
-    # Enough for the stub (GLIBCXX_3.4.30), too old for the extension's vendored needs.
     build_old_libstdcxx(tmp_path / "build", "GLIBCXX_3.4.30", "CXXABI_1.3.13").rename(prefix / "lib" / "libstdc++.so.6")
     extension_package(Fixtures(tmp_path), site_packages(prefix, "3.11"), "fancy", "3.11", needs="GLIBCXX_3.4.32")
-    archive = pack(prefix, tmp_path / "fancy.tar.gz")
+    return pack(prefix, tmp_path / "fancy.tar.gz")
+
+
+def test_extension_needs_newer_glibcxx_than_the_stubs_libstdcxx(tmp_path: Path, prefixes: dict[str, Path],
+                                                                target: TargetPython, backends: str) -> None:
+    archive = fancy_env(tmp_path, prefixes)
     repo = tmp_path / "repo"
     write_model(repo, "uses_fancy", env=str(archive), model_py="import fancy\n")
     [error] = errors(check(repo, target, backends))
@@ -216,10 +221,7 @@ def test_stub_tree_per_model_dlopens_a_named_module_from_inside_the_tarball(
     checked against the env's libstdc++.so.6 the stub loaded first."""
     from tritondoctor.repository.trees import model_stub_trees
 
-    prefix = clone(prefixes["3.11"], tmp_path / "env")
-    build_old_libstdcxx(tmp_path / "build", "GLIBCXX_3.4.30", "CXXABI_1.3.13").rename(prefix / "lib" / "libstdc++.so.6")
-    extension_package(Fixtures(tmp_path), site_packages(prefix, "3.11"), "fancy", "3.11", needs="GLIBCXX_3.4.32")
-    archive = pack(prefix, tmp_path / "fancy.tar.gz")
+    archive = fancy_env(tmp_path, prefixes)
     repo = tmp_path / "repo"
     write_model(repo, "plain_model", env=str(archive), model_py="import os\n")
 
