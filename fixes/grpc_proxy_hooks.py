@@ -11,10 +11,10 @@ sh/bash/zsh only; fish users export it themselves (the finding says how).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from tritondoctor import hooks
 from tritondoctor.checks import grpc_proxy
 from tritondoctor.findings import Status
 from tritondoctor.fixes import _pathorder, apply_changes
@@ -28,6 +28,7 @@ from tritondoctor.plan import (
     PlanContext,
     file_sha256,
     predict,
+    sha256_bytes,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ VAR = "TRITONDOCTOR_SAVED_NO_GRPC_PROXY"
 VALUE = "localhost,127.0.0.1"
 BEGIN = "# >>> tritondoctor: no_grpc_proxy >>>"
 END = "# <<< tritondoctor: no_grpc_proxy <<<"
-_SH_DEACTIVATE = re.compile(r"^deactivate\s*\(\)\s*\{[ \t]*$", re.M)
 
 
 def sh_apply(indent: str = "") -> str:
@@ -91,28 +91,15 @@ def _block(body: str, indent: str) -> str:
             f"{indent}# `tritondoctor fix --undo` or delete this block.\n{body}{indent}{END}\n")
 
 
-def strip_blocks(text: str) -> str:
-    out, inside = [], False
-    for line in text.splitlines(keepends=True):
-        if line.strip() == BEGIN:
-            inside = True
-        elif inside and line.strip() == END:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "".join(out)
-
-
 def venv_text(original: str) -> str | None:
     """bin/activate with a restore block at the top of `deactivate` and an apply block at the end;
-    None when there is no `deactivate () {` line to hook into."""
-    text = strip_blocks(original)
-    match = _SH_DEACTIVATE.search(text)
+    None when there is no `deactivate () {` line to hook into. Raises HookError for a block of
+    ours without its end line."""
+    text = hooks.strip_blocks(original, BEGIN, END)
+    match = hooks.SH_DEACTIVATE.search(text)
     if match is None:
         return None
-    cut = match.end() + 1 if text[match.end():match.end() + 1] == "\n" else match.end()
-    tail = text[cut:] if text[cut:].endswith("\n") or not text[cut:] else text[cut:] + "\n"
-    return text[:cut] + _block(sh_restore("    "), "    ") + tail + _block(sh_apply(), "")
+    return hooks.insert_blocks(text, match.end(), _block(sh_restore("    "), "    "), _block(sh_apply(), ""))
 
 
 def _current(path: str, ctx: PlanContext) -> tuple[str | None, str | None]:
@@ -121,17 +108,11 @@ def _current(path: str, ctx: PlanContext) -> tuple[str | None, str | None]:
     for plan in reversed(ctx.previous):
         for change in plan.changes:
             if change.path == path:
-                return change.content, file_sha256_text(change.content)
+                return change.content, sha256_bytes(change.content.encode())
     if not os.path.isfile(path):
         return None, None
     with open(path, encoding="utf-8", newline="") as fh:
         return fh.read(), file_sha256(path)
-
-
-def file_sha256_text(text: str) -> str:
-    from tritondoctor.plan import sha256_bytes
-
-    return sha256_bytes(text.encode())
 
 
 def _changes(snap: "Snapshot", ctx: PlanContext) -> list[FileChange] | None:
@@ -165,7 +146,11 @@ def plan(snap: "Snapshot", findings: list["Finding"], ctx: PlanContext | None = 
     mine = [f for f in findings if f.id == grpc_proxy.ID and f.status in (Status.ERROR, Status.WARN)]
     if target is None or target.env_kind not in ("conda", "venv") or not mine:
         return None
-    changes = _changes(snap, ctx)
+    try:
+        changes = _changes(snap, ctx)
+    except hooks.HookError as exc:
+        ctx.notes.append(f"{ID}: {target.prefix}/bin/activate: {exc}")
+        return None
     if changes is None:
         ctx.notes.append(f"{ID}: {target.prefix}/bin/activate has no `deactivate () {{` to hook into; "
                          f"{grpc_proxy.EXPORT} where PyTriton runs")

@@ -112,6 +112,15 @@ def test_row25_fix_writes_venv_hook_and_undo_restores(tmp_path: Path, snap: Snap
     undo_last(str(env_dir))
     assert activate.read_bytes() == before
 
+    # A block of ours that lost its end line: planning refuses, naming why, rather than dropping
+    # everything after it.
+    activate.write_text(before.decode() + f"\n{grpc_proxy_hooks.BEGIN}\nexport KEEP=me\n")
+    from tritondoctor.plan import PlanContext
+
+    ctx = PlanContext()
+    assert grpc_proxy_hooks.plan(bad, findings, ctx) is None
+    assert any("unterminated" in note for note in ctx.notes), ctx.notes
+
 
 # --- row 26: logind RemoveIPC ---------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ MARKER = "Written by `tritondoctor fix`"
 FOREIGN_NOTE = "your own file, not written by tritondoctor"
 
 # Where the venv activate scripts define `deactivate` (venv, virtualenv, uv, pyenv-virtualenv).
-_SH_DEACTIVATE = re.compile(r"^deactivate\s*\(\)\s*\{[ \t]*$", re.M)
+SH_DEACTIVATE = re.compile(r"^deactivate\s*\(\)\s*\{[ \t]*$", re.M)
 _FISH_DEACTIVATE = re.compile(r"^function deactivate\b.*$", re.M)
 
 
@@ -401,17 +401,18 @@ def _block(body: str, dirs: Sequence[str], indent: str, note: str) -> str:
     )
 
 
-def strip_blocks(text: str) -> str:
-    """`text` without any block of ours (each block is whole lines from BEGIN to END)."""
+def strip_blocks(text: str, begin: str = BEGIN, end: str = END) -> str:
+    """`text` without any block of ours (each block is whole lines from `begin` to `end`); an
+    unterminated one is an error, never a reason to drop the rest of the user's file."""
     out: list[str] = []
     inside = False
     for line in text.splitlines(keepends=True):
         stripped = line.strip()
-        if not inside and stripped == BEGIN:
+        if not inside and stripped == begin:
             inside = True
             continue
         if inside:
-            if stripped == END:
+            if stripped == end:
                 inside = False
             continue
         out.append(line)
@@ -450,7 +451,7 @@ def venv_activate_text(original: str, dirs: Sequence[str], prefix: str, shell: s
     text = strip_blocks(original)
     if shell == "csh":
         return _venv_csh_text(text, dirs, prefix, var)
-    pattern = _SH_DEACTIVATE if shell == "sh" else _FISH_DEACTIVATE
+    pattern = SH_DEACTIVATE if shell == "sh" else _FISH_DEACTIVATE
     match = pattern.search(text)
     if match is None:
         what = "deactivate () {" if shell == "sh" else "function deactivate"
@@ -458,12 +459,15 @@ def venv_activate_text(original: str, dirs: Sequence[str], prefix: str, shell: s
     restore = sh_restore(dirs, var, "    ") if shell == "sh" else fish_restore(dirs, var, "    ")
     apply = sh_apply(dirs, var) if shell == "sh" else fish_apply(dirs, var)
     restore_block = _block(restore, dirs, "    ", "Restore LD_LIBRARY_PATH as it was before activation.")
-    return _insert_blocks(text, match.end(), restore_block, apply, dirs)
+    return insert_blocks(text, match.end(), restore_block, _apply_block(apply, dirs))
 
 
-def _insert_blocks(text: str, after: int, restore_block: str, apply: str, dirs: Sequence[str]) -> str:
-    """`text` with `restore_block` after the line ending at `after` and an apply block at the end."""
-    apply_block = _block(apply, dirs, "", "Put the directories PyTriton needs first on LD_LIBRARY_PATH.")
+def _apply_block(apply: str, dirs: Sequence[str]) -> str:
+    return _block(apply, dirs, "", "Put the directories PyTriton needs first on LD_LIBRARY_PATH.")
+
+
+def insert_blocks(text: str, after: int, restore_block: str, apply_block: str) -> str:
+    """`text` with `restore_block` after the line ending at `after` and `apply_block` at the end."""
     cut = after + 1 if after < len(text) and text[after] == "\n" else after
     head, tail = text[:cut], text[cut:]
     if not head.endswith("\n"):
@@ -502,7 +506,7 @@ def _venv_csh_text(text: str, dirs: Sequence[str], prefix: str, var: str) -> str
         raise HookError(f"{restore_file!r}: contains {bad[0]!r}, which a csh alias cannot quote")
     alias = f"alias deactivate 'test $?{var} != 0 && source \"{restore_file}\"; '{match.group(1)}\n"
     restore_block = _block(alias, dirs, "", "Restore LD_LIBRARY_PATH as it was before activation.")
-    return _insert_blocks(text, match.end(), restore_block, csh_apply(dirs, var), dirs)
+    return insert_blocks(text, match.end(), restore_block, _apply_block(csh_apply(dirs, var), dirs))
 
 
 # ---------------------------------------------------------------------------------------------
