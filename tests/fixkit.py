@@ -37,6 +37,19 @@ def tree_state(root: Path) -> dict[str, tuple]:
     return out
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 40) -> None:
+    """SIGINT to the process group `proc` leads (a PyTriton script started in its own session),
+    SIGKILL when it has not ended within `timeout` seconds; reaped either way."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def tritondoctor(*args: str, environ: Mapping[str, str], cwd: str | None = None, timeout: float = 300,
                  stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tritondoctor", *args], capture_output=True, text=True,

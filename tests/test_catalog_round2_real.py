@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from fixkit import stop_group
 
 from tritondoctor.checks import stale_workspaces, stub_numpy
 from tritondoctor.findings import Status
@@ -76,11 +77,7 @@ def servers(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     try:
         yield home, live
     finally:
-        os.killpg(live.pid, signal.SIGINT)
-        try:
-            live.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(live.pid, signal.SIGKILL)
+        stop_group(live)
 
 
 def test_row29_killed_servers_leave_stale_workspaces_and_fix_removes_only_them(servers, monkeypatch) -> None:

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import pytest
 
-from fixkit import by_id, check_json, tree_state, tritondoctor, venv_activated
+from fixkit import by_id, check_json, stop_group, tree_state, tritondoctor, venv_activated
 
 
 def _dead_port() -> int:
@@ -136,12 +136,7 @@ def workspaces(layered_venv, clean_environ: dict[str, str], tmp_path: Path) -> I
     try:
         yield venv_dir, dict(environ, PYTRITON_HOME=str(home)), home
     finally:
-        os.killpg(live.pid, signal.SIGINT)
-        try:
-            live.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(live.pid, signal.SIGKILL)
-            live.wait()
+        stop_group(live)
         shutil.rmtree(home, ignore_errors=True)
 
 
