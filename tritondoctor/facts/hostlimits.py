@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from tritondoctor.facts import cgroup_memory
 from tritondoctor.facts.inputs import EnvReads
 from tritondoctor.facts.mounts import mount_for, read_mounts
 
@@ -32,7 +33,6 @@ READS = EnvReads(files=tuple("/" + p for p in (LOGIND_CONF, *LOGIND_DROPINS, LOG
 
 # login.defs(5) default when SYS_UID_MAX is not set: UID_MIN - 1, and UID_MIN defaults to 1000.
 DEFAULT_SYS_UID_MAX = 999
-NO_LIMIT = 1 << 62  # cgroup v1 reports "no limit" as a huge page-rounded number
 
 
 def _read(root: str, rel: str) -> Optional[str]:
@@ -134,20 +134,6 @@ class MemoryLimit:
     oom_kills: Optional[int] = field(default=None, compare=False)  # memory.events oom_kill (v2) / memory.oom_control oom_kill (v1)
 
 
-def _cgroup_paths(root: str) -> tuple[Optional[str], Optional[str]]:
-    """(the v2 path, the v1 memory controller's path) of this process, from /proc/self/cgroup."""
-    v2 = v1 = None
-    for line in (_read(root, SELF_CGROUP) or "").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":
-            v2 = parts[2]
-        elif "memory" in parts[1].split(","):
-            v1 = parts[2]
-    return v2, v1
-
-
 def _candidates(base: str, path: str) -> list[str]:
     """`base`/`path` and its ancestors up to `base`; inside a container's cgroup namespace the
     path may not exist under the mount, then the mount itself is this process's cgroup."""
@@ -158,48 +144,31 @@ def _candidates(base: str, path: str) -> list[str]:
     return [d for d in dirs if os.path.isdir(d)]
 
 
-def _limit_in(directory: str, name: str) -> Optional[int]:
-    try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as fh:
-            text = fh.read().strip()
-    except OSError:
-        return None
-    if not text.isdigit():
-        return None  # "max": no limit
-    value = int(text)
-    return value if value < NO_LIMIT else None
-
-
-def _counter(directory: str, name: str, key: str) -> Optional[int]:
-    try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) == 2 and parts[0] == key and parts[1].isdigit():
-                    return int(parts[1])
-    except OSError:
-        pass
-    return None
-
-
 def memory_limit(root: str = "/") -> MemoryLimit:
-    v2, v1 = _cgroup_paths(root)
+    v2, v1 = cgroup_memory.cgroup_paths(_read(root, SELF_CGROUP))
     base = os.path.join(root, CGROUP_ROOT)
     attempts = []
     if v2 is not None and os.path.exists(os.path.join(base, "cgroup.controllers")):
-        attempts.append((2, base, v2, "memory.max", "memory.events"))
+        attempts.append((2, base, v2))
     if v1 is not None:
-        attempts.append((1, os.path.join(base, "memory"), v1, "memory.limit_in_bytes", "memory.oom_control"))
-    for version, mount, path, name, events in attempts:
+        attempts.append((1, os.path.join(base, "memory"), v1))
+    for version, mount, path in attempts:
+        name = cgroup_memory.LIMIT_FILE[version]
         dirs = _candidates(mount, path)
-        limits = [(value, os.path.join(d, name)) for d in dirs for value in [_limit_in(d, name)] if value is not None]
-        kills = _counter(dirs[0], events, "oom_kill") if dirs else None
+        limits = [(value, os.path.join(d, name)) for d in dirs
+                  for value in [cgroup_memory.limit_bytes(d, version)] if value is not None]
+        kills = _oom_kills(dirs[0], version) if dirs else None
         if limits:
             value, file = min(limits)
             return MemoryLimit(value, "/" + os.path.relpath(file, root), version, kills)
         if dirs and os.path.exists(os.path.join(dirs[0], name)):
             return MemoryLimit(None, None, version, kills)
     return MemoryLimit(None, None, 0)
+
+
+def _oom_kills(directory: str, version: int) -> Optional[int]:
+    text = cgroup_memory.read_text(os.path.join(directory, cgroup_memory.EVENTS_FILE[version]))
+    return cgroup_memory.counters(text).get("oom_kill")
 
 
 # --- /tmp (row 28) ------------------------------------------------------------------------------

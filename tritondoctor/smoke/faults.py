@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from tritondoctor.facts import cgroup_memory
 from tritondoctor.findings import Finding, FixHint, Status
 from tritondoctor.observation import SMOKE_AREA
 
@@ -148,65 +149,32 @@ class OomEvidence:
     peak_bytes: int | None = None
 
 
-_V1_UNLIMITED = 1 << 62  # v1 reports "no limit" as a page-rounded 2**63-1
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int((text or "").strip())
-    except ValueError:
-        return None
-
-
-def _keyed(text: str | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
 def read_cgroup(directory: str) -> OomEvidence | None:
     """The counters of one memory cgroup directory (v2 `memory.events`, v1 `memory.oom_control`)."""
-    events = _read(os.path.join(directory, "memory.events"))
-    if events is not None:
-        limit = (_read(os.path.join(directory, "memory.max")) or "").strip()
-        return OomEvidence(directory, 2, _keyed(events).get("oom_kill", 0), None if limit in ("", "max") else _int(limit),
-                           peak_bytes=_int(_read(os.path.join(directory, "memory.peak"))))
-    control = _read(os.path.join(directory, "memory.oom_control"))
-    if control is None:
+    for version in (2, 1):
+        events = cgroup_memory.read_text(os.path.join(directory, cgroup_memory.EVENTS_FILE[version]))
+        if events is not None:
+            break
+    else:
         return None
-    limit_v1 = _int(_read(os.path.join(directory, "memory.limit_in_bytes")))
-    return OomEvidence(directory, 1, _keyed(control).get("oom_kill", 0),
-                       None if limit_v1 is None or limit_v1 >= _V1_UNLIMITED else limit_v1,
-                       failcnt=_int(_read(os.path.join(directory, "memory.failcnt"))),
-                       peak_bytes=_int(_read(os.path.join(directory, "memory.max_usage_in_bytes"))))
+    kills = cgroup_memory.counters(events).get("oom_kill", 0)
+    limit = cgroup_memory.limit_bytes(directory, version)
+    if version == 2:
+        return OomEvidence(directory, 2, kills, limit, peak_bytes=_value(directory, "memory.peak"))
+    return OomEvidence(directory, 1, kills, limit, failcnt=_value(directory, "memory.failcnt"),
+                       peak_bytes=_value(directory, "memory.max_usage_in_bytes"))
+
+
+def _value(directory: str, name: str) -> int | None:
+    return cgroup_memory.as_int(cgroup_memory.read_text(os.path.join(directory, name)))
 
 
 def memory_cgroup_dir(pid: int, proc: str = "/proc", root: str = "/sys/fs/cgroup") -> str | None:
     """The memory cgroup directory of a process: the v1 `memory` hierarchy, else the v2 one."""
-    text = _read(os.path.join(proc, str(pid), "cgroup"))
-    if text is None:
-        return None
-    unified = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if "memory" in parts[1].split(","):
-            return os.path.join(root, "memory", parts[2].lstrip("/"))
-        if parts[0] == "0" and parts[1] == "":
-            unified = os.path.join(root, parts[2].lstrip("/"))
-    return unified
+    v2, v1 = cgroup_memory.cgroup_paths(cgroup_memory.read_text(os.path.join(proc, str(pid), "cgroup")))
+    if v1 is not None:
+        return os.path.join(root, "memory", v1.lstrip("/"))
+    return os.path.join(root, v2.lstrip("/")) if v2 is not None else None
 
 
 def oom_evidence(cgroup_dir_or_pid: "str | int") -> OomEvidence | None:
